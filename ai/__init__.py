@@ -1,0 +1,1 @@
+"""Anomaly detection, natural-language questions and root-cause analysis."""

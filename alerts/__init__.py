@@ -1,0 +1,1 @@
+"""Alert rules and notifications (evaluated every second by Celery beat)."""

@@ -1,0 +1,119 @@
+"""Settings shared by every profile. Profiles: embedded (default), production, test."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ollystack.settings.env import env_bool, env_int, env_list, env_str, var_dir
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+VAR_DIR = var_dir()
+
+DEBUG = env_bool("OLLYSTACK_DEBUG", False)
+ALLOWED_HOSTS = env_list("OLLYSTACK_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "ollystack",
+    "ollystack.telemetry",
+    "tenants",
+    "ingest",
+    "alerts",
+    "ai",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "ollystack.urls"
+ASGI_APPLICATION = "ollystack.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = VAR_DIR / "staticfiles"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "tenants.auth.ApiKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "ollystack.telemetry.api.errors.exception_handler",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "OllyStack API",
+    "VERSION": "1",
+    "DESCRIPTION": "Traces, logs and metrics stored in ClickHouse, read back per tenant.",
+}
+
+# --- OllyStack -----------------------------------------------------------------------------------
+# ClickHouse: empty URL means the embedded chdb engine under VAR_DIR/clickhouse.
+OLLYSTACK_CLICKHOUSE_URL = env_str("OLLYSTACK_CLICKHOUSE_URL", "")
+OLLYSTACK_CLICKHOUSE_PATH = VAR_DIR / "clickhouse"
+
+OLLYSTACK_BIND = env_str("OLLYSTACK_BIND", "127.0.0.1")
+OLLYSTACK_HTTP_PORT = env_int("OLLYSTACK_HTTP_PORT", 8080)
+OLLYSTACK_OTLP_GRPC_PORT = env_int("OLLYSTACK_OTLP_GRPC_PORT", 4317)
+OLLYSTACK_OTLP_HTTP_PORT = env_int("OLLYSTACK_OTLP_HTTP_PORT", 4318)
+OLLYSTACK_METRICS_PORT = env_int("OLLYSTACK_METRICS_PORT", 8888)
+
+# Ingest: largest accepted request (after decompression), batch size and delay, spool location.
+OLLYSTACK_MAX_REQUEST_BYTES = env_int("OLLYSTACK_MAX_REQUEST_BYTES", 16 * 1024 * 1024)
+OLLYSTACK_BATCH_MAX_ROWS = env_int("OLLYSTACK_BATCH_MAX_ROWS", 10_000)
+OLLYSTACK_BATCH_MAX_DELAY_MS = env_int("OLLYSTACK_BATCH_MAX_DELAY_MS", 200)
+OLLYSTACK_SPOOL_DIR = VAR_DIR / "spool"
+# How often the ingest path reloads tenants and keys from the Django database.
+OLLYSTACK_KEY_REFRESH_SECONDS = env_int("OLLYSTACK_KEY_REFRESH_SECONDS", 5)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"kv": {"format": "ts=%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "kv"}},
+    "root": {"handlers": ["console"], "level": env_str("OLLYSTACK_LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

@@ -1,0 +1,29 @@
+"""Scale-out profile: PostgreSQL, Redis, ClickHouse server; web, ingestd and Celery as separate processes."""
+
+from ollystack.settings.base import *  # noqa: F403
+from ollystack.settings.env import env_bool, env_int, env_required, env_str
+
+DEBUG = False
+SECRET_KEY = env_required("OLLYSTACK_SECRET_KEY")
+
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": env_str("OLLYSTACK_POSTGRES_DB", "ollystack"),
+        "USER": env_str("OLLYSTACK_POSTGRES_USER", "postgres"),
+        "PASSWORD": env_str("OLLYSTACK_POSTGRES_PASSWORD", ""),
+        "HOST": env_str("OLLYSTACK_POSTGRES_HOST", "127.0.0.1"),
+        "PORT": env_int("OLLYSTACK_POSTGRES_PORT", 5432),
+        "CONN_MAX_AGE": 60,
+    }
+}
+REDIS_URL = env_str("OLLYSTACK_REDIS_URL", "redis://127.0.0.1:6379/0")
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+
+SECURE_SSL_REDIRECT = env_bool("OLLYSTACK_SECURE_SSL_REDIRECT", True)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SESSION_COOKIE_SECURE = True
+CSRF_COOKIE_SECURE = True
+SECURE_HSTS_SECONDS = env_int("OLLYSTACK_HSTS_SECONDS", 31_536_000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+SECURE_HSTS_PRELOAD = True
