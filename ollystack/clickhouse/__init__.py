@@ -1,0 +1,54 @@
+"""The storage layer: every ClickHouse call of OllyStack goes through this package."""
+
+from __future__ import annotations
+
+import threading
+
+from ollystack.clickhouse.backends import (
+    Backend,
+    EmbeddedBackend,
+    EngineLockedError,
+    NativeBackend,
+    QueryError,
+    QueryResult,
+    Signal,
+)
+
+__all__ = [
+    "Backend",
+    "EmbeddedBackend",
+    "EngineLockedError",
+    "NativeBackend",
+    "QueryError",
+    "QueryResult",
+    "Signal",
+    "get_backend",
+    "set_backend",
+]
+
+_backend: Backend | None = None
+_lock = threading.Lock()
+
+
+def get_backend() -> Backend:
+    """The process-wide backend, built from settings on first use.
+
+    chdb runs one engine per process, bound to one data directory, so the embedded backend must be shared
+    by everything in the process rather than opened per request.
+    """
+    global _backend
+    if _backend is None:
+        with _lock:
+            if _backend is None:
+                from django.conf import settings
+
+                url = settings.OLLYSTACK_CLICKHOUSE_URL
+                _backend = NativeBackend(url) if url else EmbeddedBackend(settings.OLLYSTACK_CLICKHOUSE_PATH)
+    return _backend
+
+
+def set_backend(backend: Backend | None) -> None:
+    """Install a backend (process start-up, tests); ``None`` forgets the current one without closing it."""
+    global _backend
+    with _lock:
+        _backend = backend

@@ -1,0 +1,314 @@
+"""Connection backends: the embedded engine (chdb, in-process) and a ClickHouse server (native protocol).
+
+Both speak the same SQL and bind values as ``{name:Type}`` query parameters. The native backend is a thin
+adapter so that the behaviour tests run against chdb cover it too.
+"""
+
+from __future__ import annotations
+
+import enum
+import errno
+import fcntl
+import math
+import queue
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ollystack.clickhouse import otlp
+
+
+class Signal(enum.Enum):
+    TRACES = "traces"
+    LOGS = "logs"
+    METRICS = "metrics"
+
+
+class EngineLockedError(RuntimeError):
+    """The embedded data directory is held by another process (chdb allows one process per directory)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(
+            f"the embedded ClickHouse engine under {path} is in use by another OllyStack process "
+            "(probably `manage.py serve`); stop it first, "
+            "or point OLLYSTACK_CLICKHOUSE_URL at a ClickHouse server"
+        )
+        self.path = path
+
+
+class QueryError(RuntimeError):
+    """ClickHouse rejected a statement; the message is ClickHouse's."""
+
+
+@dataclass
+class QueryResult:
+    columns: list[str] = field(default_factory=list)
+    rows: list[tuple[Any, ...]] = field(default_factory=list)
+
+    def as_dicts(self) -> list[dict[str, Any]]:
+        return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
+
+
+Params = Mapping[str, Any]
+Settings = Mapping[str, Any]
+
+
+class Backend:
+    """What the rest of OllyStack may do with ClickHouse."""
+
+    def query(self, sql: str, params: Params | None = None, settings: Settings | None = None) -> QueryResult:
+        raise NotImplementedError
+
+    def command(self, sql: str, params: Params | None = None, settings: Settings | None = None) -> None:
+        raise NotImplementedError
+
+    def ping(self) -> bool:
+        try:
+            return self.query("SELECT 1").rows == [(1,)]
+        except Exception:
+            return False
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def insert_otlp_segment(self, signal: Signal, path: Path, dedup_token: str) -> int:
+        """Insert every record of a segment file; returns the number of rows ClickHouse wrote."""
+        raise NotImplementedError
+
+
+def _settings_clause(settings: Settings | None) -> str:
+    if not settings:
+        return ""
+    parts = []
+    for name, value in settings.items():
+        if not name.replace("_", "").isalnum():
+            raise ValueError(f"invalid setting name {name!r}")
+        parts.append(f"{name} = {_literal(value)}")
+    return " SETTINGS " + ", ".join(parts)
+
+
+def _literal(value: Any) -> str:
+    """A ClickHouse literal for a setting value or a nested parameter element."""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return repr(value)
+    if value is None:
+        return "NULL"
+    if isinstance(value, list | tuple):
+        inner = ", ".join(_literal(v) for v in value)
+        return f"[{inner}]" if isinstance(value, list) else f"({inner})"
+    if isinstance(value, bytes):
+        return "'" + value.decode("latin-1").translate(_BYTE_ESCAPES) + "'"
+    text = str(value)
+    return "'" + _escape(text).replace("'", "\\'") + "'"
+
+
+_BYTE_ESCAPES = {
+    b: (chr(b) if 0x20 <= b < 0x7F and chr(b) not in "'\\" else f"\\x{b:02x}") for b in range(256)
+}
+_ESCAPES = {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\0": "\\0", "\b": "\\b", "\f": "\\f"}
+
+
+def _escape(text: str) -> str:
+    return "".join(_ESCAPES.get(c, c) for c in text) if any(c in _ESCAPES for c in text) else text
+
+
+def format_param(value: Any) -> str:
+    """Serialise a Python value as a ClickHouse query parameter value (text in 'escaped' format)."""
+    if isinstance(value, bytes):
+        return "".join(f"\\x{b:02x}" for b in value)
+    if isinstance(value, str):
+        return _escape(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "\\N"
+    return _literal(value)
+
+
+def segment_insert_sql(signal: Signal, source: str) -> list[str]:
+    """The INSERT statements for one segment, reading from ``source`` (a ``file()``/``format()`` call)."""
+    from ollystack.clickhouse import ingest_sql
+
+    return ingest_sql.insert_statements(signal.value, source)
+
+
+def segment_settings(signal: Signal, dedup_token: str) -> dict[str, Any]:
+    row = otlp.ROWS[signal.value]
+    return {
+        "format_schema": otlp.proto_schema(row),
+        "format_schema_source": "string",
+        "format_schema_message_name": "Row",
+        "insert_deduplication_token": dedup_token,
+        "max_insert_threads": 1,
+    }
+
+
+class EmbeddedBackend(Backend):
+    """chdb: the ClickHouse engine inside this process, data on local disk.
+
+    chdb runs one engine per process and per data directory, so this backend is a process-wide singleton
+    (see :func:`ollystack.clickhouse.get_backend`). A session runs one statement at a time; a small pool of
+    sessions on the same directory lets threads run statements concurrently.
+    """
+
+    def __init__(self, path: Path | str, pool_size: int = 4) -> None:
+        from chdb import session
+
+        self.path = Path(path).resolve()
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._sessions: queue.LifoQueue[Any] = queue.LifoQueue()
+        self._all: list[Any] = []
+        self._closed = False
+        self._lock = threading.Lock()
+        for _ in range(max(1, pool_size)):
+            try:
+                sess = session.Session(str(self.path))
+            except Exception as exc:
+                if "Cannot lock file" in str(exc) or _held_by_other_process(self.path):
+                    self.close()
+                    raise EngineLockedError(self.path) from None
+                self.close()
+                raise
+            self._all.append(sess)
+            self._sessions.put(sess)
+
+    @contextmanager
+    def _session(self) -> Iterator[Any]:
+        if self._closed:
+            raise QueryError(f"the embedded ClickHouse engine under {self.path} is closed")
+        sess = self._sessions.get()
+        try:
+            yield sess
+        finally:
+            self._sessions.put(sess)
+
+    def _run(self, sql: str, params: Params | None, settings: Settings | None, fmt: str) -> Any:
+        text = sql + _settings_clause(settings)
+        bound = {k: format_param(v) for k, v in (params or {}).items()}
+        with self._session() as sess:
+            try:
+                return (
+                    sess._conn._conn.query(text, fmt, params=bound)
+                    if fmt == "CSV"
+                    else sess.query(text, fmt, params=bound)
+                )
+            except RuntimeError as exc:
+                raise QueryError(str(exc)) from None
+
+    def query(self, sql: str, params: Params | None = None, settings: Settings | None = None) -> QueryResult:
+        table = self._run(sql, params, settings, "ArrowTable")
+        columns = list(table.column_names)
+        data = [table.column(i).to_pylist() for i in range(len(columns))]
+        return QueryResult(columns, list(zip(*data, strict=True)) if data else [])
+
+    def command(self, sql: str, params: Params | None = None, settings: Settings | None = None) -> None:
+        self._run(sql, params, settings, "CSV")
+
+    def insert_otlp_segment(self, signal: Signal, path: Path, dedup_token: str) -> int:
+        source = f"file({_literal(str(Path(path).resolve()))}, 'Protobuf', {_literal(_structure(signal))})"
+        written = 0
+        for index, statement in enumerate(segment_insert_sql(signal, source)):
+            settings = segment_settings(signal, f"{dedup_token}:{index}")
+            result = self._run(statement, None, settings, "CSV")
+            written += int(result.rows_written())
+        return written
+
+    def insert_otlp_segment_inline(self, signal: Signal, data: bytes, dedup_token: str) -> int:
+        """The server variant (segment sent inline through ``format()``), run on the embedded engine."""
+        written = 0
+        for index, statement in enumerate(segment_insert_sql(signal, inline_source(signal, data))):
+            settings = segment_settings(signal, f"{dedup_token}:{index}")
+            written += int(self._run(statement, None, settings, "CSV").rows_written())
+        return written
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            for sess in self._all:
+                sess.close()
+            self._all.clear()
+
+
+def inline_source(signal: Signal, data: bytes) -> str:
+    """``format()`` over segment bytes sent with the query (a server cannot read our files)."""
+    return f"format('Protobuf', {_literal(_structure(signal))}, {_literal(data)})"
+
+
+def _structure(signal: Signal) -> str:
+    return otlp.structure(otlp.ROWS[signal.value])
+
+
+def _held_by_other_process(path: Path) -> bool:
+    status = path / "status"
+    if not status.exists():
+        return False
+    with status.open("rb") as fh:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            return exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES)
+        fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+    return False
+
+
+class NativeBackend(Backend):
+    """A ClickHouse server over the native protocol (clickhouse-driver); the server binds ``{name:Type}``."""
+
+    def __init__(self, url: str) -> None:
+        from clickhouse_driver import Client
+
+        self.url = url
+        self._local = threading.local()
+        self._clients: list[Any] = []
+        self._factory = lambda: Client.from_url(url, settings={"server_side_params": True})
+
+    def _client(self) -> Any:
+        client = getattr(self._local, "client", None)
+        if client is None:
+            client = self._factory()
+            self._local.client = client
+            self._clients.append(client)
+        return client
+
+    def _execute(self, sql: str, params: Params | None, settings: Settings | None) -> Any:
+        from clickhouse_driver.errors import Error
+
+        try:
+            return self._client().execute(
+                sql, dict(params or {}), with_column_types=True, settings=dict(settings or {})
+            )
+        except Error as exc:
+            raise QueryError(str(exc)) from None
+
+    def query(self, sql: str, params: Params | None = None, settings: Settings | None = None) -> QueryResult:
+        rows, columns = self._execute(sql, params, settings)
+        return QueryResult([name for name, _type in columns], [tuple(r) for r in rows])
+
+    def command(self, sql: str, params: Params | None = None, settings: Settings | None = None) -> None:
+        self._execute(sql, params, settings)
+
+    def insert_otlp_segment(self, signal: Signal, path: Path, dedup_token: str) -> int:
+        source = inline_source(signal, Path(path).read_bytes())
+        written = 0
+        client = self._client()
+        for index, statement in enumerate(segment_insert_sql(signal, source)):
+            settings = segment_settings(signal, f"{dedup_token}:{index}")
+            self._execute(statement, None, settings)
+            written += int(client.last_query.progress.written_rows)
+        return written
+
+    def close(self) -> None:
+        for client in self._clients:
+            client.disconnect()
+        self._clients.clear()

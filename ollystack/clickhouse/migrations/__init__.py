@@ -1,0 +1,1 @@
+"""Numbered schema migrations: ``NNNN_name.py`` modules with ``OPERATIONS`` (statements safe to re-run)."""

@@ -1,0 +1,1 @@
+"""DDL factories, one function per table. Migrations call them; nothing else writes DDL."""

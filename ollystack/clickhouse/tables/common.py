@@ -1,0 +1,24 @@
+"""Column groups shared by the signal tables."""
+
+ATTRIBUTE_COLUMNS = """
+    attributes Map(LowCardinality(String), String) CODEC(ZSTD(1)),
+    attributes_int Map(LowCardinality(String), Int64) CODEC(ZSTD(1)),
+    attributes_float Map(LowCardinality(String), Float64) CODEC(ZSTD(1)),
+    attributes_bool Map(LowCardinality(String), Bool) CODEC(ZSTD(1)),
+    attributes_other Map(LowCardinality(String), String) CODEC(ZSTD(1)),
+    dropped_attributes_count UInt32 CODEC(ZSTD(1)),"""
+
+RESOURCE_SCOPE_COLUMNS = """
+    resource_attributes Map(LowCardinality(String), String) CODEC(ZSTD(1)),
+    resource_attributes_other Map(LowCardinality(String), String) CODEC(ZSTD(1)),
+    resource_dropped_attributes_count UInt32 CODEC(ZSTD(1)),
+    resource_schema_url LowCardinality(String) CODEC(ZSTD(1)),
+    scope_name LowCardinality(String) CODEC(ZSTD(1)),
+    scope_version LowCardinality(String) CODEC(ZSTD(1)),
+    scope_attributes Map(LowCardinality(String), String) CODEC(ZSTD(1)),
+    scope_dropped_attributes_count UInt32 CODEC(ZSTD(1)),
+    scope_schema_url LowCardinality(String) CODEC(ZSTD(1)),
+    service_name LowCardinality(String) MATERIALIZED resource_attributes['service.name'] CODEC(ZSTD(1)),"""
+
+# Replayed segments carry the same insert_deduplication_token; MergeTree drops the repeated blocks.
+MERGE_TREE_SETTINGS = "SETTINGS index_granularity = 8192, non_replicated_deduplication_window = 1000"

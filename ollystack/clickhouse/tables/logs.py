@@ -1,0 +1,34 @@
+"""Log records.
+
+``body`` holds a string body as text (searchable, n-gram indexed); ``body_value`` keeps the exact AnyValue
+of any other body as a tagged value ('s' marks "the body is the string in ``body``", '' an empty body).
+``record_id`` identifies a row for cursor pagination.
+"""
+
+from ollystack.clickhouse.tables.common import ATTRIBUTE_COLUMNS, MERGE_TREE_SETTINGS, RESOURCE_SCOPE_COLUMNS
+
+
+def logs_table(name: str = "logs") -> str:
+    return f"""
+CREATE TABLE IF NOT EXISTS {name} (
+    tenant_id LowCardinality(String),
+    timestamp DateTime64(9, 'UTC') CODEC(Delta(8), ZSTD(1)),
+    observed_timestamp DateTime64(9, 'UTC') CODEC(Delta(8), ZSTD(1)),
+    record_id UInt64 CODEC(ZSTD(1)),
+    severity_number Int32 CODEC(T64, ZSTD(1)),
+    severity_text LowCardinality(String) CODEC(ZSTD(1)),
+    body String CODEC(ZSTD(1)),
+    body_value String CODEC(ZSTD(1)),{ATTRIBUTE_COLUMNS}
+    flags UInt32 CODEC(ZSTD(1)),
+    trace_id String CODEC(ZSTD(1)),
+    span_id String CODEC(ZSTD(1)),
+    event_name LowCardinality(String) CODEC(ZSTD(1)),{RESOURCE_SCOPE_COLUMNS}
+    INDEX idx_trace_id trace_id TYPE bloom_filter(0.001) GRANULARITY 1,
+    INDEX idx_body body TYPE ngrambf_v1(3, 32768, 3, 0) GRANULARITY 1,
+    INDEX idx_severity severity_number TYPE minmax GRANULARITY 1
+)
+ENGINE = MergeTree
+PARTITION BY toDate(timestamp)
+ORDER BY (tenant_id, service_name, toDateTime(timestamp))
+{MERGE_TREE_SETTINGS}
+"""

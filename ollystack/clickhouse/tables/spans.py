@@ -1,0 +1,51 @@
+"""Spans: one row per span, every OTLP field kept.
+
+Record attributes are split into typed maps (string/int/float/bool, plus ``attributes_other`` holding
+tagged values for bytes, arrays, kvlists and empty values), so filters on common types read one typed map.
+Resource, scope, event and link attributes are kept exactly but more compactly (strings in a plain map,
+everything else tagged). ``weight`` is the sampling weight (adjusted count) summed by RED aggregates.
+"""
+
+from ollystack.clickhouse.tables.common import ATTRIBUTE_COLUMNS, MERGE_TREE_SETTINGS, RESOURCE_SCOPE_COLUMNS
+
+
+def spans_table(name: str = "spans") -> str:
+    return f"""
+CREATE TABLE IF NOT EXISTS {name} (
+    tenant_id LowCardinality(String),
+    timestamp DateTime64(9, 'UTC') CODEC(Delta(8), ZSTD(1)),
+    duration_ns Int64 CODEC(T64, ZSTD(1)),
+    trace_id FixedString(16) CODEC(ZSTD(1)),
+    span_id FixedString(8) CODEC(ZSTD(1)),
+    parent_span_id String CODEC(ZSTD(1)),
+    trace_state String CODEC(ZSTD(1)),
+    flags UInt32 CODEC(ZSTD(1)),
+    name LowCardinality(String) CODEC(ZSTD(1)),
+    kind Int32 CODEC(T64, ZSTD(1)),
+    status_code Int32 CODEC(T64, ZSTD(1)),
+    status_message String CODEC(ZSTD(1)),{ATTRIBUTE_COLUMNS}
+    events Nested(
+        time_unix_nano UInt64,
+        name LowCardinality(String),
+        attributes Map(LowCardinality(String), String),
+        dropped_attributes_count UInt32
+    ),
+    dropped_events_count UInt32 CODEC(ZSTD(1)),
+    links Nested(
+        trace_id String,
+        span_id String,
+        trace_state String,
+        flags UInt32,
+        attributes Map(LowCardinality(String), String),
+        dropped_attributes_count UInt32
+    ),
+    dropped_links_count UInt32 CODEC(ZSTD(1)),{RESOURCE_SCOPE_COLUMNS}
+    weight Float64 DEFAULT 1 CODEC(ZSTD(1)),
+    INDEX idx_trace_id trace_id TYPE bloom_filter(0.001) GRANULARITY 1,
+    INDEX idx_duration duration_ns TYPE minmax GRANULARITY 1
+)
+ENGINE = MergeTree
+PARTITION BY toDate(timestamp)
+ORDER BY (tenant_id, service_name, name, toDateTime(timestamp))
+{MERGE_TREE_SETTINGS}
+"""

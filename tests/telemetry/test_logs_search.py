@@ -1,0 +1,56 @@
+"""Log search filters and cursor pagination."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from ollystack.clickhouse import Signal
+from ollystack.telemetry.logs import LogQuery, search_logs
+from tests.telemetry.builders import BASE_NS, NS, full_logs_request
+
+WINDOW = (BASE_NS - 10 * NS, BASE_NS + 3600 * NS)
+
+
+@pytest.fixture
+def logs(insert_requests: Any, tenant_id: str) -> Any:
+    req = full_logs_request(service="checkout")
+    insert_requests(Signal.LOGS, (tenant_id, req))
+    return req.resource_logs[0].scope_logs[0].log_records
+
+
+def test_pagination_walks_every_record_newest_first(logs: Any, tenant_id: str) -> None:
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page = search_logs(tenant_id, LogQuery(*WINDOW, limit=4, cursor=cursor))
+        seen += [r["timeUnixNano"] for r in page.records]
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    assert seen == sorted((str(r.time_unix_nano) for r in logs), reverse=True)
+
+
+def test_filters(logs: Any, tenant_id: str) -> None:
+    def times(**kwargs: Any) -> set[str]:
+        return {
+            r["timeUnixNano"] for r in search_logs(tenant_id, LogQuery(*WINDOW, limit=1000, **kwargs)).records
+        }
+
+    assert times(text="wörld") == {
+        str(r.time_unix_nano) for r in logs if r.body.string_value == "hello wörld ✓"
+    }
+    assert times(text="%") == set()
+    assert times(severity_min=20) == {str(r.time_unix_nano) for r in logs if r.severity_number >= 20}
+    assert times(severity_text="WARN") == {str(r.time_unix_nano) for r in logs if r.severity_text == "WARN"}
+    assert times(trace_id=logs[3].trace_id.hex()) == {str(logs[3].time_unix_nano)}
+    assert times(service="checkout") == {str(r.time_unix_nano) for r in logs}
+    assert times(service="other") == set()
+
+
+def test_bad_cursor_and_trace_id_are_value_errors(tenant_id: str, clickhouse: Any) -> None:
+    with pytest.raises(ValueError, match="cursor"):
+        search_logs(tenant_id, LogQuery(*WINDOW, cursor="!!nope"))
+    with pytest.raises(ValueError, match="trace id"):
+        search_logs(tenant_id, LogQuery(*WINDOW, trace_id="xyz"))
