@@ -1,0 +1,1 @@
+"""REST read API under /api/v1/."""

@@ -1,0 +1,539 @@
+"""Tenant state: tenants, members and keys. The only module that changes it.
+
+Entry points (admin, the ``tenant`` command, the API authentication, the ingest key cache) call these
+functions and get frozen dataclasses back; nothing outside this module writes tenant models.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import secrets
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from tenants.models import (
+    ApiKey,
+    ApiScope,
+    IngestKey,
+    KeyBase,
+    Membership,
+    Role,
+    Tenant,
+    tenant_name_validator,
+)
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
+log = logging.getLogger(__name__)
+
+INGEST_KEY_PREFIX = "olly_ing_"
+API_KEY_PREFIX = "olly_api_"
+# Characters of the random part kept in the display prefix (e.g. ``olly_api_Ab3dE-9z``).
+PREFIX_RANDOM_CHARS = 8
+KEY_LENGTH = len(API_KEY_PREFIX) + 43  # secrets.token_urlsafe(32) is 43 characters
+API_SCOPES: tuple[str, ...] = tuple(ApiScope.values)
+DEFAULT_TENANT = "default"
+BOOTSTRAP_FILE = "bootstrap.json"
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+KeyKind = Literal["ingest", "api"]
+
+
+# --- errors -----------------------------------------------------------------------------------------
+
+
+class TenantError(Exception):
+    """A request about tenants or keys that cannot be carried out; the message says what to fix."""
+
+
+class InvalidTenantName(TenantError):
+    pass
+
+
+class TenantExists(TenantError):
+    pass
+
+
+class UnknownTenant(TenantError):
+    pass
+
+
+class UnknownKey(TenantError):
+    pass
+
+
+class AmbiguousKey(TenantError):
+    pass
+
+
+class KeyAlreadyRevoked(TenantError):
+    pass
+
+
+class InvalidScopes(TenantError):
+    pass
+
+
+class TenantAccessDenied(TenantError):
+    pass
+
+
+class TenantAmbiguous(TenantError):
+    pass
+
+
+class KeyRejected(TenantError):
+    """An API credential that was presented but cannot be used."""
+
+
+# --- results ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TenantCreated:
+    tenant_id: str
+    name: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class TenantInfo:
+    tenant_id: str
+    name: str
+    display_name: str
+    is_active: bool
+    created_at: datetime
+    active_ingest_keys: int
+    active_api_keys: int
+    members: int
+
+
+@dataclass(frozen=True)
+class TenantRef:
+    tenant_id: str
+    tenant_name: str
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    raw: str
+    key_id: int
+    prefix: str
+    kind: KeyKind = "api"
+    tenant_id: str = ""
+    tenant_name: str = ""
+    scopes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RevokedKey:
+    kind: KeyKind
+    key_id: int
+    prefix: str
+    tenant_name: str
+    revoked_at: datetime
+
+
+@dataclass(frozen=True)
+class IngestPrincipal:
+    tenant_id: str
+    tenant_name: str
+    key_id: int
+
+
+@dataclass(frozen=True)
+class ApiPrincipal:
+    tenant_id: str
+    tenant_name: str
+    key_id: int
+    scopes: tuple[str, ...]
+
+    def allows(self, scope: str) -> bool:
+        """``admin`` carries every scope; the others are granted one by one."""
+        return scope in self.scopes or ApiScope.ADMIN in self.scopes
+
+
+@dataclass(frozen=True)
+class BootstrapResult:
+    created: bool
+    credentials: dict[str, str]
+    path: Path | None = field(default=None)
+
+
+# --- keys -------------------------------------------------------------------------------------------
+
+
+def hash_key(raw: str) -> str:
+    return hashlib.sha256(raw.encode("utf-8")).hexdigest()
+
+
+def display_prefix(raw: str) -> str:
+    head = API_KEY_PREFIX if raw.startswith(API_KEY_PREFIX) else INGEST_KEY_PREFIX
+    return raw[: len(head) + PREFIX_RANDOM_CHARS]
+
+
+def _model_for(kind: KeyKind) -> type[IngestKey] | type[ApiKey]:
+    return IngestKey if kind == "ingest" else ApiKey
+
+
+def _new_raw_key(kind: KeyKind) -> tuple[str, str]:
+    model = _model_for(kind)
+    head = INGEST_KEY_PREFIX if kind == "ingest" else API_KEY_PREFIX
+    while True:
+        raw = head + secrets.token_urlsafe(32)
+        prefix = display_prefix(raw)
+        if not model.objects.filter(prefix=prefix).exists():
+            return raw, prefix
+
+
+def _resolve_tenant(tenant: Tenant | str | uuid.UUID) -> Tenant:
+    if isinstance(tenant, Tenant):
+        return tenant
+    text = str(tenant).strip()
+    try:
+        as_uuid: uuid.UUID | None = uuid.UUID(text)
+    except ValueError:
+        as_uuid = None
+    found = (
+        Tenant.objects.filter(pk=as_uuid).first()
+        if as_uuid is not None
+        else Tenant.objects.filter(name=text).first()
+    )
+    if found is None:
+        raise UnknownTenant(f"no tenant named {text!r}; `manage.py tenant list` shows the tenants")
+    return found
+
+
+def normalise_scopes(scopes: Iterable[str]) -> tuple[str, ...]:
+    cleaned = tuple(dict.fromkeys(s.strip().lower() for s in scopes if s.strip()))
+    if not cleaned:
+        raise InvalidScopes(f"an API key needs at least one scope: {', '.join(API_SCOPES)}")
+    unknown = [s for s in cleaned if s not in API_SCOPES]
+    if unknown:
+        raise InvalidScopes(f"unknown scope {', '.join(unknown)}; choose from {', '.join(API_SCOPES)}")
+    return cleaned
+
+
+def _issue(
+    kind: KeyKind,
+    tenant: Tenant | str | uuid.UUID,
+    name: str,
+    created_by: User | None,
+    **extra: Any,
+) -> IssuedKey:
+    target = _resolve_tenant(tenant)
+    model = _model_for(kind)
+    for _attempt in range(3):
+        raw, prefix = _new_raw_key(kind)
+        try:
+            with transaction.atomic():
+                key = model.objects.create(
+                    tenant=target,
+                    name=name,
+                    prefix=prefix,
+                    key_hash=hash_key(raw),
+                    created_by=created_by,
+                    **extra,
+                )
+        except IntegrityError:  # a concurrent issue took the same prefix
+            continue
+        log.info("key issued kind=%s tenant=%s prefix=%s", kind, target.name, prefix)
+        return IssuedKey(
+            raw=raw,
+            key_id=key.pk,
+            prefix=prefix,
+            kind=kind,
+            tenant_id=str(target.pk),
+            tenant_name=target.name,
+            scopes=tuple(extra.get("scopes", ())),
+        )
+    raise TenantError("could not allocate a unique key prefix; try again")
+
+
+def issue_ingest_key(
+    tenant: Tenant | str | uuid.UUID, name: str = "", *, created_by: User | None = None
+) -> IssuedKey:
+    """A new ingest key; ``IssuedKey.raw`` is the only copy of the secret."""
+    return _issue("ingest", tenant, name, created_by)
+
+
+def issue_api_key(
+    tenant: Tenant | str | uuid.UUID,
+    name: str = "",
+    scopes: Iterable[str] = ("read",),
+    *,
+    expires_at: datetime | None = None,
+    created_by: User | None = None,
+) -> IssuedKey:
+    """A new API key with the given scopes; ``IssuedKey.raw`` is the only copy of the secret."""
+    return _issue(
+        "api", tenant, name, created_by, scopes=list(normalise_scopes(scopes)), expires_at=expires_at
+    )
+
+
+def _find_key(prefix_or_id: str | int) -> tuple[KeyKind, KeyBase]:
+    text = str(prefix_or_id).strip().removesuffix("…").removesuffix("...")
+    kinds: tuple[KeyKind, ...] = ("ingest", "api")
+    if text.startswith((INGEST_KEY_PREFIX, API_KEY_PREFIX)):
+        kind: KeyKind = "ingest" if text.startswith(INGEST_KEY_PREFIX) else "api"
+        model = _model_for(kind)
+        if len(text) >= KEY_LENGTH:
+            exact = model.objects.select_related("tenant").filter(key_hash=hash_key(text)).first()
+            if exact is not None:
+                return kind, exact
+        matches = list(model.objects.select_related("tenant").filter(prefix__startswith=text[:32])[:3])
+        exact_prefix = [k for k in matches if k.prefix == text]
+        if exact_prefix:
+            return kind, exact_prefix[0]
+        if len(matches) == 1:
+            return kind, matches[0]
+        if len(matches) > 1:
+            raise AmbiguousKey(f"{text} matches several keys; give the full prefix shown by the admin")
+        raise UnknownKey(f"no {kind} key starts with {text}")
+    qualifier, _, number = text.partition(":")
+    if number and qualifier in ("ingest", "api"):
+        kinds = ("ingest",) if qualifier == "ingest" else ("api",)
+        text = number
+    if not text.isdigit():
+        raise UnknownKey(
+            f"{text!r} is neither a key prefix (olly_ing_… / olly_api_…) nor a key id (ingest:ID / api:ID)"
+        )
+    found = [
+        (kind, key)
+        for kind in kinds
+        if (key := _model_for(kind).objects.select_related("tenant").filter(pk=int(text)).first())
+    ]
+    if not found:
+        raise UnknownKey(f"no key with id {text}")
+    if len(found) > 1:
+        raise AmbiguousKey(
+            f"id {text} is both an ingest key ({found[0][1].prefix}…) and an API key "
+            f"({found[1][1].prefix}…); use ingest:{text}, api:{text} or the prefix"
+        )
+    return found[0]
+
+
+def revoke_key(prefix_or_id: str | int) -> RevokedKey:
+    """Revoke an ingest or API key by display prefix, full key, id, ``ingest:ID`` or ``api:ID``."""
+    kind, key = _find_key(prefix_or_id)
+    tenant_name = key.tenant.name  # type: ignore[attr-defined]
+    if key.revoked_at is not None:
+        raise KeyAlreadyRevoked(
+            f"{kind} key {key.prefix}… of tenant {tenant_name} was already revoked on {_when(key.revoked_at)}"
+        )
+    now = timezone.now()
+    _model_for(kind).objects.filter(pk=key.pk).update(revoked_at=now)
+    log.info("key revoked kind=%s tenant=%s prefix=%s", kind, tenant_name, key.prefix)
+    return RevokedKey(kind=kind, key_id=key.pk, prefix=key.prefix, tenant_name=tenant_name, revoked_at=now)
+
+
+def load_ingest_keys() -> dict[str, IngestPrincipal]:
+    """Key hash → principal for every usable ingest key (active tenant, not revoked)."""
+    rows = IngestKey.objects.filter(revoked_at__isnull=True, tenant__is_active=True).values_list(
+        "key_hash", "tenant_id", "tenant__name", "id"
+    )
+    return {
+        key_hash: IngestPrincipal(tenant_id=str(tenant_id), tenant_name=name, key_id=key_id)
+        for key_hash, tenant_id, name, key_id in rows
+    }
+
+
+def load_revoked_ingest_keys() -> frozenset[str]:
+    """Hashes of revoked ingest keys, so the ingest path can say "revoked" rather than "not recognised"."""
+    return frozenset(IngestKey.objects.filter(revoked_at__isnull=False).values_list("key_hash", flat=True))
+
+
+def _when(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def check_api_key(raw: str) -> ApiPrincipal:
+    """The principal for an API key, or ``KeyRejected`` saying why the key cannot be used."""
+    raw = raw.strip()
+    if raw.startswith(INGEST_KEY_PREFIX):
+        raise KeyRejected("this is an ingest key; the API needs an API key (olly_api_…)")
+    if not raw.startswith(API_KEY_PREFIX):
+        raise KeyRejected("API key not recognised: API keys start with olly_api_")
+    key = ApiKey.objects.select_related("tenant").filter(key_hash=hash_key(raw)).first()
+    if key is None:
+        raise KeyRejected("API key not recognised")
+    if key.revoked_at is not None:
+        raise KeyRejected(f"API key {key.prefix}… was revoked on {_when(key.revoked_at)}")
+    now = timezone.now()
+    if key.expires_at is not None and key.expires_at <= now:
+        raise KeyRejected(f"API key {key.prefix}… expired on {_when(key.expires_at)}; create a new one")
+    if not key.tenant.is_active:
+        raise KeyRejected(f"tenant {key.tenant.name} is disabled")
+    if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
+        ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+    return ApiPrincipal(
+        tenant_id=str(key.tenant_id),
+        tenant_name=key.tenant.name,
+        key_id=key.pk,
+        scopes=tuple(key.scopes or ()),
+    )
+
+
+def authenticate_api_key(raw: str) -> ApiPrincipal | None:
+    try:
+        return check_api_key(raw)
+    except KeyRejected:
+        return None
+
+
+# --- tenants ----------------------------------------------------------------------------------------
+
+
+def create_tenant(name: str, display_name: str = "") -> TenantCreated:
+    name = name.strip()
+    try:
+        tenant_name_validator(name)
+    except ValidationError as exc:
+        raise InvalidTenantName(f"tenant name {name!r} is not valid: {exc.messages[0]}") from None
+    try:
+        with transaction.atomic():
+            tenant = Tenant.objects.create(name=name, display_name=display_name)
+    except IntegrityError:
+        raise TenantExists(f"tenant {name} already exists") from None
+    log.info("tenant created tenant=%s tenant_id=%s", tenant.name, tenant.pk)
+    return TenantCreated(tenant_id=str(tenant.pk), name=tenant.name, created_at=tenant.created_at)
+
+
+def update_tenant(
+    tenant: Tenant | str | uuid.UUID, *, display_name: str | None = None, is_active: bool | None = None
+) -> TenantInfo:
+    target = _resolve_tenant(tenant)
+    changes: dict[str, Any] = {}
+    if display_name is not None:
+        changes["display_name"] = display_name
+    if is_active is not None:
+        changes["is_active"] = is_active
+    if changes:
+        Tenant.objects.filter(pk=target.pk).update(**changes)
+        log.info("tenant updated tenant=%s fields=%s", target.name, ",".join(sorted(changes)))
+    return _tenant_infos(Tenant.objects.filter(pk=target.pk))[0]
+
+
+def _tenant_infos(queryset: Any) -> list[TenantInfo]:
+    rows = queryset.annotate(
+        n_ingest=Count("ingest_keys", filter=Q(ingest_keys__revoked_at__isnull=True), distinct=True),
+        n_api=Count("api_keys", filter=Q(api_keys__revoked_at__isnull=True), distinct=True),
+        n_members=Count("memberships", distinct=True),
+    ).order_by("name")
+    return [
+        TenantInfo(
+            tenant_id=str(t.pk),
+            name=t.name,
+            display_name=t.display_name,
+            is_active=t.is_active,
+            created_at=t.created_at,
+            active_ingest_keys=t.n_ingest,
+            active_api_keys=t.n_api,
+            members=t.n_members,
+        )
+        for t in rows
+    ]
+
+
+def list_tenants() -> list[TenantInfo]:
+    return _tenant_infos(Tenant.objects.all())
+
+
+def set_membership(tenant: Tenant | str | uuid.UUID, user: User, role: str) -> None:
+    """Give ``user`` ``role`` in ``tenant`` (creating or updating the membership)."""
+    if role not in Role.values:
+        raise TenantError(f"unknown role {role!r}; choose from {', '.join(Role.values)}")
+    target = _resolve_tenant(tenant)
+    Membership.objects.update_or_create(tenant=target, user=user, defaults={"role": role})
+    log.info("membership set tenant=%s user_id=%s role=%s", target.name, user.pk, role)
+
+
+def tenant_for_user(user: User, tenant_name: str | None = None) -> TenantRef:
+    """The tenant a signed-in user acts for: their only one, or the one they name."""
+    memberships = Membership.objects.filter(user_id=user.pk, tenant__is_active=True).select_related("tenant")
+    if tenant_name:
+        membership = memberships.filter(tenant__name=tenant_name).first()
+        if membership is not None:
+            return TenantRef(str(membership.tenant_id), membership.tenant.name)
+        if getattr(user, "is_superuser", False):
+            tenant = Tenant.objects.filter(name=tenant_name, is_active=True).first()
+            if tenant is not None:
+                return TenantRef(str(tenant.pk), tenant.name)
+        raise TenantAccessDenied(f"you are not a member of an active tenant named {tenant_name!r}")
+    names = sorted(m.tenant.name for m in memberships)
+    if not names:
+        raise TenantAccessDenied(
+            "your account belongs to no tenant; ask a tenant owner to add you, or use an API key"
+        )
+    if len(names) > 1:
+        raise TenantAmbiguous(f"you belong to several tenants ({', '.join(names)}); add ?tenant=<name>")
+    only = memberships.first()
+    assert only is not None
+    return TenantRef(str(only.tenant_id), only.tenant.name)
+
+
+# --- first start ------------------------------------------------------------------------------------
+
+
+def _write_private_json(path: Path, data: dict[str, str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh, indent=2)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def ensure_default_tenant(var_dir: Path) -> BootstrapResult:
+    """First start: tenant ``default``, superuser ``admin``, one ingest and one read API key.
+
+    The credentials are kept in ``var_dir/bootstrap.json`` (mode 0600) so that later starts can show
+    where they are without creating anything new.
+    """
+    path = Path(var_dir) / BOOTSTRAP_FILE
+    if path.exists():
+        return BootstrapResult(created=False, credentials=json.loads(path.read_text()), path=path)
+    if Tenant.objects.filter(name=DEFAULT_TENANT).exists():
+        log.warning("bootstrap skipped: tenant %s exists but %s is missing", DEFAULT_TENANT, path)
+        return BootstrapResult(created=False, credentials={}, path=None)
+
+    user_model = get_user_model()
+    with transaction.atomic():
+        created = create_tenant(DEFAULT_TENANT, display_name="Default")
+        credentials: dict[str, str] = {"tenant": created.name, "tenant_id": created.tenant_id}
+        admin = user_model.objects.filter(username="admin").first()
+        if admin is None:
+            password = secrets.token_urlsafe(18)
+            admin = user_model.objects.create_superuser(username="admin", email="", password=password)
+            credentials["admin_username"] = "admin"
+            credentials["admin_password"] = password
+        set_membership(created.tenant_id, admin, Role.OWNER)
+        credentials["ingest_key"] = issue_ingest_key(created.tenant_id, "bootstrap", created_by=admin).raw
+        credentials["api_key"] = issue_api_key(
+            created.tenant_id, "bootstrap", ("read",), created_by=admin
+        ).raw
+        _write_private_json(path, credentials)
+    log.info("bootstrap done tenant=%s credentials_file=%s", DEFAULT_TENANT, path)
+    return BootstrapResult(created=True, credentials=credentials, path=path)
