@@ -1,0 +1,70 @@
+"""The ingest path's own metrics (Prometheus text format on ``OLLYSTACK_METRICS_PORT``, path ``/metrics``).
+
+A registry of its own, so that tests and the two entry points (``serve``, ``ingestd``) never collide with
+whatever else registers in the default one.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_asgi_app
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+RECORDS_RECEIVED = Counter(
+    "ollystack_ingest_received_records",
+    "Records (spans, log records, metric data points) in authenticated, well-formed requests.",
+    ["tenant", "signal"],
+    registry=REGISTRY,
+)
+RECORDS_ACCEPTED = Counter(
+    "ollystack_ingest_accepted_records",
+    "Records written to the spool and acknowledged to the sender.",
+    ["tenant", "signal"],
+    registry=REGISTRY,
+)
+RECORDS_REJECTED = Counter(
+    "ollystack_ingest_rejected_records",
+    "Records refused, by reason (backpressure, throttled, invalid).",
+    ["tenant", "signal", "reason"],
+    registry=REGISTRY,
+)
+REQUESTS = Counter(
+    "ollystack_ingest_requests",
+    "Export requests by protocol (grpc, http), signal and outcome (OTLP/HTTP status code or gRPC code name).",
+    ["protocol", "signal", "status"],
+    registry=REGISTRY,
+)
+BATCH_ROWS = Histogram(
+    "ollystack_ingest_batch_rows",
+    "Rows inserted into ClickHouse per spool segment.",
+    ["signal"],
+    buckets=(1, 10, 100, 1_000, 5_000, 10_000, 20_000, 50_000, 100_000, 1_000_000),
+    registry=REGISTRY,
+)
+INSERT_SECONDS = Histogram(
+    "ollystack_ingest_insert_seconds",
+    "Time to insert one spool segment into ClickHouse.",
+    ["signal"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+    registry=REGISTRY,
+)
+INSERT_ERRORS = Counter(
+    "ollystack_ingest_insert_errors",
+    "Failed segment inserts (the segment is kept and retried).",
+    ["signal"],
+    registry=REGISTRY,
+)
+SPOOL_BYTES = Gauge(
+    "ollystack_ingest_spool_bytes",
+    "Bytes in spool segments not yet inserted into ClickHouse.",
+    ["signal"],
+    registry=REGISTRY,
+)
+SPOOL_SEGMENTS = Gauge(
+    "ollystack_ingest_spool_segments",
+    "Sealed spool segments waiting for insert.",
+    ["signal"],
+    registry=REGISTRY,
+)
+
+asgi_app = make_asgi_app(registry=REGISTRY)

@@ -1,0 +1,389 @@
+"""One ingest pipeline for every receiver: spool to disk, acknowledge, insert into ClickHouse in batches.
+
+Spool layout: ``<spool_dir>/<signal>/<time_ns>-<pid>-<random>.seg``. A segment is a concatenation of
+rows as built by ``ollystack.clickhouse.otlp.frame`` (varint length + one export request + its tenant),
+which is exactly what ``Backend.insert_otlp_segment`` feeds to ClickHouse's ``FORMAT Protobuf``.
+
+- ``submit`` appends one frame with one ``os.write`` to the open segment of its signal and returns; the
+  request is acknowledged once that write returned, so it survives a crash of this process (the bytes
+  are in the kernel's page cache).
+- A segment is sealed after ``OLLYSTACK_BATCH_MAX_ROWS`` records or ``OLLYSTACK_BATCH_MAX_DELAY_MS``
+  after its first request, whichever comes first.
+- fsync policy: a sealed segment (and its directory entry) is fsynced by the flusher just before its
+  insert. A power loss can therefore lose at most the acknowledged requests of the last
+  ``OLLYSTACK_BATCH_MAX_DELAY_MS`` (plus whatever the flusher had not yet reached); a process crash loses
+  nothing. fsyncing every request would cap ingest at the disk's fsync rate.
+- One flusher task per signal inserts sealed segments in order (engine call in a worker thread) with the
+  segment's file name as the insert deduplication token, and deletes the file after a successful insert.
+  A replay after a crash between insert and delete is therefore dropped by ClickHouse, not stored twice.
+- A failed insert keeps the segment at the head of the queue and retries with exponential backoff.
+- On start, segments left by a previous run are inserted first, in name (= creation) order; a torn last
+  frame of a segment written during a crash is truncated first (walking the per-request varint lengths).
+- The spool is bounded (``SPOOL_MAX_BYTES``, 1 GiB, a module constant until it becomes a setting). When
+  it is full ``submit`` raises ``Backpressure`` (gRPC UNAVAILABLE / HTTP 503 with a retry delay); a tenant
+  holding more than ``TENANT_SPOOL_SHARE`` of it gets ``Throttled`` (RESOURCE_EXHAUSTED / 429) so that
+  one tenant cannot starve the others while ClickHouse is slow or down.
+- ``stop`` seals every open segment and flushes the queue; if ClickHouse fails at that point, the
+  remaining segments stay on disk for the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ingest import metrics
+from ollystack.clickhouse import Signal
+
+log = logging.getLogger(__name__)
+
+SPOOL_MAX_BYTES = 1 << 30
+TENANT_SPOOL_SHARE = 0.5
+SEGMENT_SUFFIX = ".seg"
+RETRY_INITIAL_SECONDS = 0.5
+RETRY_MAX_SECONDS = 30.0
+
+
+class Retryable(Exception):
+    """The request was not accepted now; the sender should retry after ``retry_after`` seconds."""
+
+    reason = "unavailable"
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Backpressure(Retryable):
+    """The spool is full or unavailable (ClickHouse behind): gRPC UNAVAILABLE, HTTP 503."""
+
+    reason = "backpressure"
+
+
+class Throttled(Retryable):
+    """This tenant sends faster than storage takes its data: gRPC RESOURCE_EXHAUSTED, HTTP 429."""
+
+    reason = "throttled"
+
+
+@dataclass
+class _Segment:
+    path: Path
+    size: int = 0
+    rows: int = 0
+    fd: int | None = None  # open until the flusher has fsynced it
+    tenant_bytes: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class _Lane:
+    signal: Signal
+    directory: Path
+    open: _Segment | None = None
+    timer: asyncio.TimerHandle | None = None
+    sealed: deque[_Segment] = field(default_factory=deque)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+
+
+def valid_prefix_length(data: bytes) -> int:
+    """Length of the longest prefix of ``data`` made of whole varint-length-delimited frames."""
+    pos, end = 0, len(data)
+    while pos < end:
+        length = shift = 0
+        cursor = pos
+        while True:
+            if cursor >= end or shift > 63:
+                return pos
+            byte = data[cursor]
+            cursor += 1
+            length |= (byte & 0x7F) << shift
+            if not byte & 0x80:
+                break
+            shift += 7
+        if cursor + length > end:
+            return pos
+        pos = cursor + length
+    return pos
+
+
+class Pipeline:
+    def __init__(
+        self,
+        spool_dir: Path,
+        *,
+        max_rows: int,
+        max_delay_ms: int,
+        backend: Any = None,
+        max_spool_bytes: int = SPOOL_MAX_BYTES,
+        tenant_share: float = TENANT_SPOOL_SHARE,
+        frame: Callable[[str, bytes], bytes] | None = None,
+    ) -> None:
+        self.spool_dir = Path(spool_dir)
+        self.max_rows = max_rows
+        self.max_delay = max_delay_ms / 1000
+        self.max_spool_bytes = max_spool_bytes
+        self.tenant_share = tenant_share
+        self._backend = backend
+        if frame is None:
+            from ollystack.clickhouse.otlp import frame as storage_frame
+
+            frame = storage_frame
+        self._frame = frame
+        self._lanes: dict[Signal, _Lane] = {}
+        self._spool_bytes = 0
+        self._tenant_bytes: dict[str, int] = {}
+        self._last_name_ns = 0
+        self._started = False
+        self._stopping = False
+        self._stop_event: asyncio.Event | None = None
+        # counters (also exported as Prometheus metrics)
+        self.inserted_segments = 0
+        self.inserted_rows = 0
+        self.insert_errors = 0
+        self.recovered_segments = 0
+
+    @classmethod
+    def from_settings(cls, backend: Any = None) -> Pipeline:
+        from django.conf import settings
+
+        return cls(
+            Path(settings.OLLYSTACK_SPOOL_DIR),
+            max_rows=settings.OLLYSTACK_BATCH_MAX_ROWS,
+            max_delay_ms=settings.OLLYSTACK_BATCH_MAX_DELAY_MS,
+            backend=backend,
+        )
+
+    @property
+    def spool_bytes(self) -> int:
+        return self._spool_bytes
+
+    # --- lifecycle --------------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Queue segments left by a previous run (they go first), then start one flusher per signal."""
+        self._stop_event = asyncio.Event()
+        self._stopping = False
+        for signal in Signal:
+            lane = _Lane(signal, self.spool_dir / signal.value)
+            self._lanes[signal] = lane
+            leftovers = await asyncio.to_thread(self._recover, lane.directory)
+            for segment in leftovers:
+                lane.sealed.append(segment)
+                self._spool_bytes += segment.size
+            self.recovered_segments += len(leftovers)
+            if leftovers:
+                log.info("spool replay signal=%s segments=%d", signal.value, len(leftovers))
+            self._update_gauges(lane)
+        for lane in self._lanes.values():
+            lane.task = asyncio.create_task(self._flush_loop(lane), name=f"ingest-flush-{lane.signal.value}")
+        self._started = True
+
+    async def stop(self) -> None:
+        """Seal every open segment and insert everything that is spooled, then return."""
+        if not self._started:
+            return
+        self._stopping = True
+        for lane in self._lanes.values():
+            self._seal(lane)
+            lane.wake.set()
+        assert self._stop_event is not None
+        self._stop_event.set()
+        await asyncio.gather(*(lane.task for lane in self._lanes.values() if lane.task is not None))
+        self._started = False
+        left = sum(len(lane.sealed) for lane in self._lanes.values())
+        if left:
+            log.warning(
+                "spool not empty at stop segments=%d bytes=%d; they are inserted at the next start",
+                left,
+                self._spool_bytes,
+            )
+
+    # --- hot path -----------------------------------------------------------------------------------
+    async def submit(self, signal: Signal, principal: Any, request_bytes: bytes, record_count: int) -> None:
+        """Append one request to the spool; returns once it is written (the caller then acknowledges)."""
+        if not self._started or self._stopping:
+            raise Backpressure("the ingest pipeline is shutting down; retry shortly", retry_after=5)
+        tenant_id: str = principal.tenant_id
+        data = self._frame(tenant_id, request_bytes)
+        size = len(data)
+        if self._spool_bytes + size > self.max_spool_bytes:
+            raise Backpressure(
+                f"ingest spool is full ({self._spool_bytes} of {self.max_spool_bytes} bytes): "
+                "storage is behind or unavailable; retry later",
+                retry_after=self._retry_after(),
+            )
+        tenant_bytes = self._tenant_bytes.get(tenant_id, 0)
+        if tenant_bytes + size > self.max_spool_bytes * self.tenant_share:
+            raise Throttled(
+                f"tenant {principal.tenant_name} has {tenant_bytes} bytes waiting for storage, "
+                "its share of the ingest spool; slow down and retry later",
+                retry_after=self._retry_after(),
+            )
+        lane = self._lanes[signal]
+        segment = lane.open or self._open_segment(lane)
+        assert segment.fd is not None
+        try:
+            self._write_all(segment.fd, data)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.ftruncate(segment.fd, segment.size)
+            log.error("spool write failed signal=%s error=%s", signal.value, exc.strerror)
+            raise Backpressure(f"ingest spool cannot be written ({exc.strerror}); retry later", 10) from None
+        segment.size += size
+        segment.rows += record_count
+        segment.tenant_bytes[tenant_id] = segment.tenant_bytes.get(tenant_id, 0) + size
+        self._tenant_bytes[tenant_id] = tenant_bytes + size
+        self._spool_bytes += size
+        metrics.SPOOL_BYTES.labels(signal.value).inc(size)
+        if segment.rows >= self.max_rows:
+            self._seal(lane)
+
+    @staticmethod
+    def _write_all(fd: int, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+
+    def _retry_after(self) -> float:
+        return max(1.0, min(RETRY_MAX_SECONDS, 2 * self.max_delay + 1))
+
+    def _open_segment(self, lane: _Lane) -> _Segment:
+        lane.directory.mkdir(parents=True, exist_ok=True)
+        self._last_name_ns = max(time.time_ns(), self._last_name_ns + 1)
+        name = f"{self._last_name_ns:020d}-{os.getpid()}-{secrets.token_hex(4)}{SEGMENT_SUFFIX}"
+        path = lane.directory / name
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
+        segment = _Segment(path, fd=fd)
+        lane.open = segment
+        lane.timer = asyncio.get_running_loop().call_later(self.max_delay, self._seal, lane)
+        return segment
+
+    def _seal(self, lane: _Lane) -> None:
+        if lane.timer is not None:
+            lane.timer.cancel()
+            lane.timer = None
+        segment, lane.open = lane.open, None
+        if segment is None:
+            return
+        lane.sealed.append(segment)
+        self._update_gauges(lane)
+        lane.wake.set()
+
+    # --- flusher ------------------------------------------------------------------------------------
+    async def _flush_loop(self, lane: _Lane) -> None:
+        delay = RETRY_INITIAL_SECONDS
+        while True:
+            if not lane.sealed:
+                if self._stopping:
+                    return
+                lane.wake.clear()
+                await lane.wake.wait()
+                continue
+            segment = lane.sealed[0]
+            started = time.perf_counter()
+            try:
+                rows = await asyncio.to_thread(self._insert, lane.signal, segment)
+            except Exception as exc:
+                self.insert_errors += 1
+                metrics.INSERT_ERRORS.labels(lane.signal.value).inc()
+                log.warning(
+                    "segment insert failed signal=%s segment=%s retry_in=%.1fs error=%s",
+                    lane.signal.value,
+                    segment.path.name,
+                    0 if self._stopping else delay,
+                    exc,
+                )
+                if self._stopping:
+                    return
+                await self._sleep_unless_stopping(delay)
+                delay = min(delay * 2, RETRY_MAX_SECONDS)
+                continue
+            delay = RETRY_INITIAL_SECONDS
+            metrics.INSERT_SECONDS.labels(lane.signal.value).observe(time.perf_counter() - started)
+            metrics.BATCH_ROWS.labels(lane.signal.value).observe(rows)
+            lane.sealed.popleft()
+            self._release(lane, segment)
+            self.inserted_segments += 1
+            self.inserted_rows += rows
+
+    async def _sleep_unless_stopping(self, seconds: float) -> None:
+        assert self._stop_event is not None
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop_event.wait(), seconds)
+
+    def _insert(self, signal: Signal, segment: _Segment) -> int:
+        """Worker thread: make the segment durable, insert it, delete it."""
+        if segment.fd is not None:
+            os.fsync(segment.fd)
+            os.close(segment.fd)
+            segment.fd = None
+            _fsync_directory(segment.path.parent)
+        backend = self._backend
+        if backend is None:
+            from ollystack.clickhouse import get_backend
+
+            backend = get_backend()
+        rows = int(backend.insert_otlp_segment(signal, segment.path, dedup_token=segment.path.name))
+        segment.path.unlink()
+        return rows
+
+    def _release(self, lane: _Lane, segment: _Segment) -> None:
+        self._spool_bytes -= segment.size
+        for tenant_id, size in segment.tenant_bytes.items():
+            remaining = self._tenant_bytes.get(tenant_id, 0) - size
+            if remaining > 0:
+                self._tenant_bytes[tenant_id] = remaining
+            else:
+                self._tenant_bytes.pop(tenant_id, None)
+        self._update_gauges(lane)
+
+    def _update_gauges(self, lane: _Lane) -> None:
+        metrics.SPOOL_SEGMENTS.labels(lane.signal.value).set(len(lane.sealed))
+        metrics.SPOOL_BYTES.labels(lane.signal.value).set(
+            sum(s.size for s in lane.sealed) + (lane.open.size if lane.open else 0)
+        )
+
+    # --- recovery -------------------------------------------------------------------------------------
+    @staticmethod
+    def _recover(directory: Path) -> list[_Segment]:
+        """Worker thread: leftover segments in order, torn tails cut off, empty ones removed."""
+        if not directory.is_dir():
+            return []
+        segments = []
+        for path in sorted(directory.glob(f"*{SEGMENT_SUFFIX}")):
+            data = path.read_bytes()
+            valid = valid_prefix_length(data)
+            if valid < len(data):
+                log.warning(
+                    "spool segment had a torn last frame segment=%s kept_bytes=%d dropped_bytes=%d",
+                    path.name,
+                    valid,
+                    len(data) - valid,
+                )
+                with open(path, "r+b") as fh:
+                    fh.truncate(valid)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+            if valid == 0:
+                path.unlink()
+                continue
+            segments.append(_Segment(path, size=valid))
+        return segments
+
+
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,197 @@
+"""The spool pipeline against the real embedded ClickHouse (and a real backend that cannot insert)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ingest.pipeline import Backpressure, Pipeline, Throttled, valid_prefix_length
+from ollystack.clickhouse import Backend, Signal
+from ollystack.clickhouse.otlp import frame
+from tenants.logic import IngestPrincipal
+from tests.ingest.conftest import logs_request, trace_request
+
+TABLES = {Signal.TRACES: "spans", Signal.LOGS: "logs"}
+
+
+def principal(name: str = "acme") -> IngestPrincipal:
+    return IngestPrincipal(tenant_id=str(uuid.uuid4()), tenant_name=name, key_id=1)
+
+
+def stored(backend: Backend, signal: Signal, tenant: IngestPrincipal) -> int:
+    result = backend.query(
+        f"SELECT count() FROM {TABLES[signal]} WHERE tenant_id = {{tenant:String}}",
+        {"tenant": tenant.tenant_id},
+    )
+    return int(result.rows[0][0])
+
+
+def segments(spool: Path, signal: Signal = Signal.TRACES) -> list[Path]:
+    return sorted((spool / signal.value).glob("*.seg"))
+
+
+def run(
+    spool: Path, backend: Backend, body: Callable[[Pipeline], Awaitable[Any]], **options: Any
+) -> Pipeline:
+    options = {"max_rows": 10_000, "max_delay_ms": 60_000, **options}
+    pipeline = Pipeline(spool, backend=backend, **options)
+
+    async def main() -> None:
+        await pipeline.start()
+        try:
+            await body(pipeline)
+        finally:
+            await pipeline.stop()
+
+    asyncio.run(main())
+    return pipeline
+
+
+def test_valid_prefix_length_walks_whole_frames() -> None:
+    one, two = frame("t", b"\x0a\x00"), frame("t", b"x" * 300)
+    assert valid_prefix_length(one + two) == len(one + two)
+    assert valid_prefix_length(one + two[:-1]) == len(one)
+    assert valid_prefix_length(one + two[:1]) == len(one)  # half a varint
+    assert valid_prefix_length(b"") == 0
+
+
+def test_segments_are_sealed_by_rows(tmp_path: Path, clickhouse: Backend) -> None:
+    tenant = principal()
+    body = trace_request(spans=2).SerializeToString()
+
+    async def body_fn(pipeline: Pipeline) -> None:
+        for _ in range(3):  # 6 rows >= 5: sealed after the third request
+            await pipeline.submit(Signal.TRACES, tenant, body, 2)
+        await pipeline.submit(Signal.TRACES, tenant, body, 2)  # opens the next segment
+        for _ in range(200):
+            if pipeline.inserted_segments == 1:
+                break
+            await asyncio.sleep(0.01)
+        assert pipeline.inserted_segments == 1
+        assert pipeline.inserted_rows == 6
+        assert len(segments(tmp_path)) == 1  # the open one; the sealed one was inserted and deleted
+
+    pipeline = run(tmp_path, clickhouse, body_fn, max_rows=5)
+    assert pipeline.inserted_segments == 2  # stop sealed and flushed the last one
+    assert stored(clickhouse, Signal.TRACES, tenant) == 8
+    assert segments(tmp_path) == []
+    assert pipeline.spool_bytes == 0
+
+
+def test_segments_are_sealed_by_time(tmp_path: Path, clickhouse: Backend) -> None:
+    tenant = principal()
+    body = logs_request(records=1).SerializeToString()
+
+    async def body_fn(pipeline: Pipeline) -> None:
+        await pipeline.submit(Signal.LOGS, tenant, body, 2)
+        for _ in range(300):
+            if pipeline.inserted_segments:
+                break
+            await asyncio.sleep(0.01)
+        assert pipeline.inserted_segments == 1
+        assert stored(clickhouse, Signal.LOGS, tenant) == 2
+
+    run(tmp_path, clickhouse, body_fn, max_delay_ms=50)
+
+
+def test_leftover_segments_are_replayed_in_order_with_torn_frame_cut(
+    tmp_path: Path, clickhouse: Backend
+) -> None:
+    tenant = principal()
+    directory = tmp_path / "traces"
+    directory.mkdir()
+    first = frame(tenant.tenant_id, trace_request(spans=1).SerializeToString())
+    second = frame(tenant.tenant_id, trace_request(spans=2).SerializeToString())
+    (directory / "00000000000000000001-1-aaaaaaaa.seg").write_bytes(first + second)
+    torn = frame(tenant.tenant_id, trace_request(spans=4).SerializeToString())
+    (directory / "00000000000000000002-1-bbbbbbbb.seg").write_bytes(second + torn[: len(torn) // 2])
+    (directory / "00000000000000000003-1-cccccccc.seg").write_bytes(torn[:3])  # nothing whole: removed
+
+    async def body_fn(pipeline: Pipeline) -> None:
+        assert pipeline.recovered_segments == 2
+
+    pipeline = run(tmp_path, clickhouse, body_fn)
+    assert pipeline.inserted_segments == 2
+    assert pipeline.inserted_rows == 5
+    assert stored(clickhouse, Signal.TRACES, tenant) == 5
+    assert list(directory.iterdir()) == []
+
+
+def test_insert_deduplication_token_is_the_segment_file_name(tmp_path: Path, clickhouse: Backend) -> None:
+    tenant = principal()
+    data = frame(tenant.tenant_id, trace_request(spans=3).SerializeToString())
+    directory = tmp_path / "traces"
+    directory.mkdir()
+
+    async def nothing(pipeline: Pipeline) -> None:
+        return None
+
+    name = f"{uuid.uuid4().int % 10**20:020d}-1-deadbeef.seg"
+    (directory / name).write_bytes(data)
+    run(tmp_path, clickhouse, nothing)
+    assert stored(clickhouse, Signal.TRACES, tenant) == 3
+    (directory / name).write_bytes(data)  # a replay after a crash between insert and delete
+    run(tmp_path, clickhouse, nothing)
+    assert stored(clickhouse, Signal.TRACES, tenant) == 3
+    (directory / name.replace("deadbeef", "feedbeef")).write_bytes(data)  # same rows, other segment
+    run(tmp_path, clickhouse, nothing)
+    assert stored(clickhouse, Signal.TRACES, tenant) == 6
+
+
+def test_failed_insert_keeps_the_segment_and_retries(
+    tmp_path: Path, unreachable_clickhouse: Backend, clickhouse: Backend
+) -> None:
+    tenant = principal()
+    body = trace_request(spans=2).SerializeToString()
+
+    async def body_fn(pipeline: Pipeline) -> None:
+        await pipeline.submit(Signal.TRACES, tenant, body, 2)
+        await asyncio.sleep(1.0)  # sealed after 20 ms, first attempt, retry after 0.5 s
+        assert pipeline.insert_errors >= 2
+        assert pipeline.inserted_segments == 0
+        assert len(segments(tmp_path)) == 1
+
+    failing = run(tmp_path, unreachable_clickhouse, body_fn, max_delay_ms=20)
+    assert failing.spool_bytes > 0
+    assert len(segments(tmp_path)) == 1  # still there after stop: the next start inserts it
+
+    async def nothing(pipeline: Pipeline) -> None:
+        return None
+
+    recovered = run(tmp_path, clickhouse, nothing)
+    assert recovered.inserted_rows == 2
+    assert stored(clickhouse, Signal.TRACES, tenant) == 2
+    assert segments(tmp_path) == []
+
+
+def test_full_spool_answers_backpressure_and_one_tenant_is_throttled(
+    tmp_path: Path, unreachable_clickhouse: Backend
+) -> None:
+    noisy, quiet = principal("noisy"), principal("quiet")
+    body = trace_request(spans=1).SerializeToString()
+    size = len(frame(noisy.tenant_id, body))
+
+    async def body_fn(pipeline: Pipeline) -> None:
+        await pipeline.submit(Signal.TRACES, noisy, body, 1)
+        await pipeline.submit(Signal.TRACES, noisy, body, 1)
+        with pytest.raises(Throttled, match=r"^tenant noisy has \d+ bytes waiting for storage") as throttled:
+            await pipeline.submit(Signal.TRACES, noisy, body, 1)
+        assert throttled.value.retry_after >= 1
+        await pipeline.submit(Signal.LOGS, quiet, body, 1)
+        await pipeline.submit(Signal.LOGS, quiet, body, 1)
+        with pytest.raises(Backpressure, match=r"^ingest spool is full \(\d+ of \d+ bytes\)") as full:
+            await pipeline.submit(Signal.METRICS, principal("third"), body, 1)
+        assert full.value.retry_after >= 1
+
+    run(tmp_path, unreachable_clickhouse, body_fn, max_spool_bytes=4 * size + 10, max_delay_ms=10)
+
+
+def test_submit_after_stop_is_refused(tmp_path: Path, clickhouse: Backend) -> None:
+    pipeline = run(tmp_path, clickhouse, lambda p: asyncio.sleep(0))
+    with pytest.raises(Backpressure, match="shutting down"):
+        asyncio.run(pipeline.submit(Signal.TRACES, principal(), b"", 1))
