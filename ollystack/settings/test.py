@@ -5,6 +5,6 @@ import tempfile
 
 os.environ.setdefault("OLLYSTACK_VAR_DIR", tempfile.mkdtemp(prefix="ollystack-test-"))
 
-from ollystack.settings.embedded import *  # noqa: E402,F403
+from ollystack.settings.embedded import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -1,0 +1,57 @@
+# OllyStack — `make run` starts it, `make test` proves it. Everything else is optional.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+REQ    := requirements
+
+.DEFAULT_GOAL := help
+.PHONY: help run test test-fast lint format typecheck bench requirements clean
+
+help:
+	@echo "make run        install (first time) and start OllyStack on :8080 (OTLP :4317/:4318, metrics :8888)"
+	@echo "make test       install (first time) and run the whole test suite, linters included"
+	@echo "make test-fast  the quick tests only (no spawned servers)"
+	@echo "make bench      benchmarks; figures printed and written under var/bench/"
+	@echo "make lint       ruff + mypy"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.runtime: $(BIN)/python $(REQ)/base.txt $(REQ)/prod.txt
+	$(BIN)/pip install --quiet -r $(REQ)/base.txt -r $(REQ)/prod.txt
+	@touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime $(REQ)/dev.txt
+	$(BIN)/pip install --quiet -r $(REQ)/base.txt -r $(REQ)/prod.txt -r $(REQ)/dev.txt
+	@touch $@
+
+run: $(VENV)/.runtime
+	$(BIN)/python manage.py serve
+
+test: $(VENV)/.dev lint
+	$(BIN)/pytest
+
+test-fast: $(VENV)/.dev
+	$(BIN)/pytest -m "not e2e and not browser"
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy .
+
+format: $(VENV)/.dev
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: $(VENV)/.dev
+	$(BIN)/python -m bench
+
+# Re-pin after editing requirements/*.in.
+requirements: $(VENV)/.dev
+	cd $(REQ) && ../$(BIN)/pip-compile -q --strip-extras --no-header base.in -o base.txt \
+	  && ../$(BIN)/pip-compile -q --strip-extras --no-header prod.in -o prod.txt \
+	  && ../$(BIN)/pip-compile -q --strip-extras --no-header dev.in -o dev.txt
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

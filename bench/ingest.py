@@ -1,0 +1,243 @@
+"""End-to-end OTLP/gRPC ingest benchmark against a real `manage.py serve` (embedded engine).
+
+Several client processes send pre-built 1 000-record requests with many calls in flight. A record counts
+as ingested when the server reports it written to ClickHouse (self-metrics on the metrics port), so the
+figure is end to end: receive, validate, spool, batch, INSERT. Peak RSS of the server is sampled throughout.
+Output: a table on stdout and var/bench/ingest.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import os
+import random
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import grpc
+import psutil
+
+from bench import otlp_data
+
+REPO = Path(__file__).resolve().parent.parent
+METHODS = {
+    "traces": "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+    "logs": "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+    "metrics": "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
+}
+BUILDERS = {
+    "traces": otlp_data.trace_request,
+    "logs": otlp_data.log_request,
+    "metrics": otlp_data.metric_request,
+}
+WRITTEN = re.compile(
+    r'^ollystack_ingest_written_records_total\{[^}]*signal="(\w+)"[^}]*\}\s+([0-9.e+]+)', re.M
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _client(
+    target: str,
+    key: str,
+    signal: str,
+    requests: int,
+    inflight: int,
+    seed: int,
+    records: int,
+    ready: Any,
+    go: Any,
+    out: Any,
+) -> None:
+    rng = random.Random(seed)
+    payloads = [BUILDERS[signal](records, rng) for _ in range(16)]
+    ready.put(True)
+    go.wait()
+
+    async def run() -> int:
+        options = [("grpc.max_send_message_length", 64 << 20)]
+        async with grpc.aio.insecure_channel(target, options=options) as channel:
+            call = channel.unary_unary(METHODS[signal], request_serializer=None, response_deserializer=None)
+            metadata = (("authorization", f"Bearer {key}"),)
+            queue = list(range(requests))
+            sent = 0
+
+            async def worker() -> None:
+                nonlocal sent
+                while queue:
+                    i = queue.pop()
+                    while True:
+                        try:
+                            await call(payloads[i % len(payloads)], metadata=metadata, timeout=60)
+                            break
+                        except grpc.aio.AioRpcError as err:
+                            if err.code() not in (
+                                grpc.StatusCode.UNAVAILABLE,
+                                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                            ):
+                                raise
+                            await asyncio.sleep(0.05)
+                    sent += 1
+
+            await asyncio.gather(*(worker() for _ in range(inflight)))
+            return sent
+
+    out.put(asyncio.run(run()))
+
+
+def _written(metrics_url: str) -> dict[str, float]:
+    with urllib.request.urlopen(metrics_url, timeout=10) as resp:  # noqa: S310 (http URL built here)
+        text = resp.read().decode()
+    totals: dict[str, float] = {}
+    for signal, value in WRITTEN.findall(text):
+        totals[signal] = totals.get(signal, 0.0) + float(value)
+    return totals
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    var = Path(tempfile.mkdtemp(prefix="ollystack-bench-"))
+    ports = {name: _free_port() for name in ("http", "grpc", "otlp_http", "metrics")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OLLYSTACK_")}
+    env.update(
+        DJANGO_SETTINGS_MODULE="ollystack.settings.embedded",
+        OLLYSTACK_VAR_DIR=str(var),
+        OLLYSTACK_HTTP_PORT=str(ports["http"]),
+        OLLYSTACK_OTLP_GRPC_PORT=str(ports["grpc"]),
+        OLLYSTACK_OTLP_HTTP_PORT=str(ports["otlp_http"]),
+        OLLYSTACK_METRICS_PORT=str(ports["metrics"]),
+        OLLYSTACK_LOG_LEVEL="WARNING",
+    )
+    log = (var / "serve.log").open("w")
+    server = subprocess.Popen(
+        [sys.executable, "manage.py", "serve"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    proc = psutil.Process(server.pid)
+    peak_rss = 0
+    stop_sampling = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak_rss
+        while not stop_sampling.is_set():
+            try:
+                peak_rss = max(peak_rss, proc.memory_info().rss)
+            except psutil.Error:
+                return
+            time.sleep(0.05)
+
+    results: dict[str, Any] = {}
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{ports['http']}/readyz", timeout=2) as resp:
+                    if resp.status == 200:
+                        break
+            except OSError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"server did not start:\n{(var / 'serve.log').read_text()}")
+            time.sleep(0.2)
+        key = json.loads((var / "bootstrap.json").read_text())["ingest_key"]
+        threading.Thread(target=sample, daemon=True).start()
+        metrics_url = f"http://127.0.0.1:{ports['metrics']}/metrics"
+        target = f"127.0.0.1:{ports['grpc']}"
+        ctx = mp.get_context("spawn")
+        for signal in args.signals:
+            per_client = args.requests // args.clients
+            total = per_client * args.clients * args.records
+            before = _written(metrics_url).get(signal, 0.0)
+            out, ready, go = ctx.Queue(), ctx.Queue(), ctx.Event()
+            clients = [
+                ctx.Process(
+                    target=_client,
+                    args=(
+                        target,
+                        key,
+                        signal,
+                        per_client,
+                        args.inflight,
+                        1000 * n + len(signal),
+                        args.records,
+                        ready,
+                        go,
+                        out,
+                    ),
+                )
+                for n in range(args.clients)
+            ]
+            for c in clients:
+                c.start()
+            for _ in clients:
+                ready.get(timeout=300)
+            t_start = time.perf_counter()
+            go.set()
+            acked = sum(out.get(timeout=900) for _ in clients) * args.records
+            t_acked = time.perf_counter()
+            for c in clients:
+                c.join()
+            while _written(metrics_url).get(signal, 0.0) - before < total:
+                if time.perf_counter() - t_acked > 120:
+                    raise SystemExit(
+                        f"{signal}: only {_written(metrics_url).get(signal, 0) - before:.0f} "
+                        f"of {total} records written after 120 s"
+                    )
+                time.sleep(0.02)
+            t_written = time.perf_counter()
+            results[signal] = {
+                "records": total,
+                "acked": acked,
+                "seconds": round(t_written - t_start, 3),
+                "records_per_second": round(total / (t_written - t_start)),
+                "ack_records_per_second": round(acked / (t_acked - t_start)),
+            }
+    finally:
+        stop_sampling.set()
+        server.terminate()
+        server.wait(timeout=60)
+    results["server_peak_rss_mib"] = round(peak_rss / 2**20, 1)
+    results["config"] = {
+        "clients": args.clients,
+        "inflight_per_client": args.inflight,
+        "records_per_request": args.records,
+        "requests": args.requests,
+        "cpus": os.cpu_count(),
+    }
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--signals", nargs="+", default=["traces", "logs", "metrics"])
+    parser.add_argument("--clients", type=int, default=2)
+    parser.add_argument("--inflight", type=int, default=16)
+    parser.add_argument("--records", type=int, default=1000)
+    parser.add_argument("--requests", type=int, default=600, help="requests per signal, over all clients")
+    parser.add_argument("--out", default=str(REPO / "var" / "bench" / "ingest.json"))
+    args = parser.parse_args()
+    results = run(args)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"{'signal':<10}{'records':>10}{'seconds':>10}{'records/s (written)':>22}{'records/s (acked)':>20}")
+    for signal in args.signals:
+        r = results[signal]
+        print(
+            f"{signal:<10}{r['records']:>10}{r['seconds']:>10}{r['records_per_second']:>22,}"
+            f"{r['ack_records_per_second']:>20,}"
+        )
+    print(f"server peak RSS: {results['server_peak_rss_mib']} MiB   (written to {out})")
