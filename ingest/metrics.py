@@ -48,6 +48,12 @@ INSERT_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
     registry=REGISTRY,
 )
+RECORDS_WRITTEN = Counter(
+    "ollystack_ingest_written_records",
+    "Records inserted into ClickHouse (tenant is empty for segments replayed from a previous run).",
+    ["tenant", "signal"],
+    registry=REGISTRY,
+)
 INSERT_ERRORS = Counter(
     "ollystack_ingest_insert_errors",
     "Failed segment inserts (the segment is kept and retried).",

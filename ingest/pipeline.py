@@ -82,6 +82,7 @@ class _Segment:
     rows: int = 0
     fd: int | None = None  # open until the flusher has fsynced it
     tenant_bytes: dict[str, int] = field(default_factory=dict)
+    tenant_rows: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -241,6 +242,7 @@ class Pipeline:
         segment.size += size
         segment.rows += record_count
         segment.tenant_bytes[tenant_id] = segment.tenant_bytes.get(tenant_id, 0) + size
+        segment.tenant_rows[tenant_id] = segment.tenant_rows.get(tenant_id, 0) + record_count
         self._tenant_bytes[tenant_id] = tenant_bytes + size
         self._spool_bytes += size
         metrics.SPOOL_BYTES.labels(signal.value).inc(size)
@@ -311,6 +313,8 @@ class Pipeline:
             delay = RETRY_INITIAL_SECONDS
             metrics.INSERT_SECONDS.labels(lane.signal.value).observe(time.perf_counter() - started)
             metrics.BATCH_ROWS.labels(lane.signal.value).observe(rows)
+            for tenant_id, count in (segment.tenant_rows or {"": rows}).items():
+                metrics.RECORDS_WRITTEN.labels(tenant_id, lane.signal.value).inc(count)
             lane.sealed.popleft()
             self._release(lane, segment)
             self.inserted_segments += 1

@@ -13,61 +13,39 @@ from ollystack.clickhouse import otlp
 _MAP = "Map(LowCardinality(String), String)"
 
 
-def tagged(v: str) -> str:
-    """One AnyValue tuple as a tagged value: a tag byte + payload (decoded by telemetry.anyvalue)."""
-    return (
-        f"multiIf(isNotNull({v}.string_value), concat('s', assumeNotNull({v}.string_value)), "
-        f"isNotNull({v}.int_value), concat('i', reinterpretAsString(assumeNotNull({v}.int_value))), "
-        f"isNotNull({v}.double_value), concat('d', reinterpretAsString(assumeNotNull({v}.double_value))), "
-        f"isNotNull({v}.bool_value), if(assumeNotNull({v}.bool_value), 't', 'f'), "
-        f"isNotNull({v}.bytes_value), concat('y', assumeNotNull({v}.bytes_value)), "
-        f"isNotNull({v}.array_value), concat('a', assumeNotNull({v}.array_value)), "
-        f"isNotNull({v}.kvlist_value), concat('k', assumeNotNull({v}.kvlist_value)), '')"
-    )
+def is_string(v: str) -> str:
+    """True when a serialized AnyValue holds a string (its first byte is the tag of field 1, wire type 2)."""
+    return f"startsWith({v}, '\\n')"
 
 
-def tagged_map(attrs: str) -> str:
-    """Every attribute as a tagged value (resource, scope, event, link, exemplar attributes)."""
-    return f"CAST(arrayMap(x -> (x.key, {tagged('x.value')}), {attrs}), '{_MAP}')"
+def string_of(v: str) -> str:
+    """The text of a serialized string AnyValue: skip the tag byte and the 1-3 byte varint length."""
+    return f"substring({v}, if(length({v}) < 130, 3, if(length({v}) < 16387, 4, 5)))"
+
+
+def raw_map(attrs: str) -> str:
+    """Every attribute as its serialized AnyValue (scope, event, link and exemplar attributes)."""
+    return f"CAST(arrayMap(x -> (x.key, x.value), {attrs}), '{_MAP}')"
 
 
 def string_map(attrs: str) -> str:
+    """String-valued attributes as plain text: what filters and full-text search read."""
     return (
-        f"CAST(arrayMap(x -> (x.key, assumeNotNull(x.value.string_value)), "
-        f"arrayFilter(x -> isNotNull(x.value.string_value), {attrs})), '{_MAP}')"
+        f"CAST(arrayMap(x -> (x.key, {string_of('x.value')}), "
+        f"arrayFilter(x -> {is_string('x.value')}, {attrs})), '{_MAP}')"
     )
 
 
 def other_map(attrs: str) -> str:
-    """Attributes whose value is not a string (the tagged form keeps their type exactly)."""
+    """Attributes of every other type, as serialized AnyValues (exact: int64, double, bool, bytes, …)."""
     return (
-        f"CAST(arrayMap(x -> (x.key, {tagged('x.value')}), "
-        f"arrayFilter(x -> isNull(x.value.string_value), {attrs})), '{_MAP}')"
+        f"CAST(arrayMap(x -> (x.key, x.value), "
+        f"arrayFilter(x -> NOT {is_string('x.value')}, {attrs})), '{_MAP}')"
     )
 
 
-def typed_maps(attrs: str) -> list[tuple[str, str]]:
-    """Record attributes split by type so filters on common types read a typed map."""
-
-    def one(member: str, ch_type: str) -> str:
-        return (
-            f"CAST(arrayMap(x -> (x.key, assumeNotNull(x.value.{member})), "
-            f"arrayFilter(x -> isNotNull(x.value.{member}), {attrs})), "
-            f"'Map(LowCardinality(String), {ch_type})')"
-        )
-
-    rest = (
-        f"CAST(arrayMap(x -> (x.key, {tagged('x.value')}), arrayFilter(x -> isNull(x.value.string_value) "
-        f"AND isNull(x.value.int_value) AND isNull(x.value.double_value) AND isNull(x.value.bool_value), "
-        f"{attrs})), '{_MAP}')"
-    )
-    return [
-        ("attributes", one("string_value", "String")),
-        ("attributes_int", one("int_value", "Int64")),
-        ("attributes_float", one("double_value", "Float64")),
-        ("attributes_bool", one("bool_value", "Bool")),
-        ("attributes_other", rest),
-    ]
+def attribute_maps(attrs: str, prefix: str = "attributes") -> list[tuple[str, str]]:
+    return [(prefix, string_map(attrs)), (f"{prefix}_other", other_map(attrs))]
 
 
 def _ns(expr: str) -> str:
@@ -77,13 +55,12 @@ def _ns(expr: str) -> str:
 def _scope_columns(rs: str, ss: str) -> list[tuple[str, str]]:
     return [
         ("tenant_id", "tenant_id"),
-        ("resource_attributes", string_map(f"{rs}.resource.attributes")),
-        ("resource_attributes_other", other_map(f"{rs}.resource.attributes")),
+        *attribute_maps(f"{rs}.resource.attributes", "resource_attributes"),
         ("resource_dropped_attributes_count", f"{rs}.resource.dropped_attributes_count"),
         ("resource_schema_url", f"{rs}.schema_url"),
         ("scope_name", f"{ss}.scope.name"),
         ("scope_version", f"{ss}.scope.version"),
-        ("scope_attributes", tagged_map(f"{ss}.scope.attributes")),
+        ("scope_attributes", raw_map(f"{ss}.scope.attributes")),
         ("scope_dropped_attributes_count", f"{ss}.scope.dropped_attributes_count"),
         ("scope_schema_url", f"{ss}.schema_url"),
     ]
@@ -127,18 +104,18 @@ def _spans(source: str) -> str:
         ("kind", "r.kind"),
         ("status_code", "r.status.code"),
         ("status_message", "r.status.message"),
-        *typed_maps("r.attributes"),
+        *attribute_maps("r.attributes"),
         ("dropped_attributes_count", "r.dropped_attributes_count"),
         ("`events.time_unix_nano`", "arrayMap(e -> e.time_unix_nano, r.events)"),
         ("`events.name`", "arrayMap(e -> e.name, r.events)"),
-        ("`events.attributes`", f"arrayMap(e -> {tagged_map('e.attributes')}, r.events)"),
+        ("`events.attributes`", f"arrayMap(e -> {raw_map('e.attributes')}, r.events)"),
         ("`events.dropped_attributes_count`", "arrayMap(e -> e.dropped_attributes_count, r.events)"),
         ("dropped_events_count", "r.dropped_events_count"),
         ("`links.trace_id`", "arrayMap(l -> l.trace_id, r.links)"),
         ("`links.span_id`", "arrayMap(l -> l.span_id, r.links)"),
         ("`links.trace_state`", "arrayMap(l -> l.trace_state, r.links)"),
         ("`links.flags`", "arrayMap(l -> l.flags, r.links)"),
-        ("`links.attributes`", f"arrayMap(l -> {tagged_map('l.attributes')}, r.links)"),
+        ("`links.attributes`", f"arrayMap(l -> {raw_map('l.attributes')}, r.links)"),
         ("`links.dropped_attributes_count`", "arrayMap(l -> l.dropped_attributes_count, r.links)"),
         ("dropped_links_count", "r.dropped_links_count"),
     ]
@@ -160,9 +137,9 @@ def _logs(source: str) -> str:
         ("observed_timestamp", _ns("r.observed_time_unix_nano")),
         ("severity_number", "r.severity_number"),
         ("severity_text", "r.severity_text"),
-        ("body", "ifNull(r.body.string_value, '')"),
-        ("body_value", f"if(isNotNull(r.body.string_value), 's', {tagged('r.body')})"),
-        *typed_maps("r.attributes"),
+        ("body", f"if({is_string('r.body')}, {string_of('r.body')}, '')"),
+        ("body_value", f"if({is_string('r.body')}, '\\n', r.body)"),
+        *attribute_maps("r.attributes"),
         ("dropped_attributes_count", "r.dropped_attributes_count"),
         ("flags", "r.flags"),
         ("trace_id", "r.trace_id"),
@@ -246,7 +223,7 @@ def _metric_points_expr() -> tuple[str, dict[str, int]]:
         parts.append(f"arrayMap(p -> CAST(tuple({', '.join(elements)}), '{shape}'), m.{kind}.data_points)")
     per_metric = (
         "arrayMap(p -> (m.name, m.description, m.unit, "
-        f"{tagged_map('m.metadata')}, p), arrayConcat({', '.join(parts)}))"
+        f"{raw_map('m.metadata')}, p), arrayConcat({', '.join(parts)}))"
     )
     return f"arrayFlatten(arrayMap(m -> {per_metric}, ss.metrics))", positions
 
@@ -268,7 +245,7 @@ def _metrics(source: str) -> str:
         ("is_monotonic", p("is_monotonic")),
         ("start_timestamp", _ns(p("start_time_unix_nano"))),
         ("timestamp", _ns(p("time_unix_nano"))),
-        *typed_maps(p("attrs")),
+        *attribute_maps(p("attrs")),
         ("flags", p("flags")),
         *[
             (name, p(name))
@@ -293,7 +270,7 @@ def _metrics(source: str) -> str:
         ],
         ("`quantiles.quantile`", f"arrayMap(q -> q.1, {p('quantiles')})"),
         ("`quantiles.value`", f"arrayMap(q -> q.2, {p('quantiles')})"),
-        ("`exemplars.filtered_attributes`", f"arrayMap(e -> {tagged_map('e.filtered_attributes')}, {ex})"),
+        ("`exemplars.filtered_attributes`", f"arrayMap(e -> {raw_map('e.filtered_attributes')}, {ex})"),
         ("`exemplars.time_unix_nano`", f"arrayMap(e -> e.time_unix_nano, {ex})"),
         (
             "`exemplars.value_type`",

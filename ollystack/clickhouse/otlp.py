@@ -5,13 +5,12 @@ A segment is a concatenation of length-delimited rows; each row is the raw bytes
 reads it with ``FORMAT Protobuf`` and a schema that mirrors OTLP, so every record is parsed, flattened and
 validated inside the engine (``INSERT ... SELECT ... ARRAY JOIN``) and Python never loops over records.
 
-The schema differs from OTLP in one place: ``AnyValue`` members are declared ``optional`` so that ClickHouse
-reads an unset member as NULL (presence is exact), and ``array_value``/``kvlist_value`` are declared as
-``bytes``: same wire type, so ClickHouse hands over the serialized nested message, which the read path decodes
-exactly with the OTLP Python classes.
-
-Attribute values that are not kept in a typed column are stored as *tagged values*: one tag byte followed by
-the payload (see :mod:`ollystack.telemetry.anyvalue`).
+The schema differs from OTLP in one place: every ``AnyValue`` (attribute values, log bodies) is declared as
+``bytes``. The wire type is the same, so ClickHouse hands over the serialized value untouched; that is one
+String column per value instead of seven nullable ones, which halves parsing time (measured: 290 k → 570 k
+spans/s for realistic spans). The serialized form starts with its member's protobuf tag, ``0x0A`` for a
+string, so SQL slices string values out cheaply and keeps every other type exactly as sent, for the read
+path to decode with the OTLP Python classes (see :mod:`ollystack.telemetry.anyvalue`).
 """
 
 from __future__ import annotations
@@ -65,19 +64,8 @@ def _f(name: str, number: int, proto: str | _Message, ch: str = "", label: str =
     return _Field(name, number, proto, ch, label)
 
 
-_ANY_VALUE = _Message(
-    "AnyValue",
-    (
-        _f("string_value", 1, "string", "Nullable(String)", "optional"),
-        _f("bool_value", 2, "bool", "Nullable(Bool)", "optional"),
-        _f("int_value", 3, "int64", "Nullable(Int64)", "optional"),
-        _f("double_value", 4, "double", "Nullable(Float64)", "optional"),
-        _f("array_value", 5, "bytes", "Nullable(String)", "optional"),
-        _f("kvlist_value", 6, "bytes", "Nullable(String)", "optional"),
-        _f("bytes_value", 7, "bytes", "Nullable(String)", "optional"),
-    ),
-)
-_KEY_VALUE = _Message("KeyValue", (_f("key", 1, "string", "String"), _f("value", 2, _ANY_VALUE)))
+# AnyValue is declared as bytes: ClickHouse hands over the serialized value (see the module docstring).
+_KEY_VALUE = _Message("KeyValue", (_f("key", 1, "string", "String"), _f("value", 2, "bytes", "String")))
 _RESOURCE = _Message(
     "Resource",
     (
@@ -159,7 +147,7 @@ _LOG_RECORD = _Message(
         _f("observed_time_unix_nano", 11, "fixed64", "UInt64"),
         _f("severity_number", 2, "int32", "Int32"),
         _f("severity_text", 3, "string", "String"),
-        _f("body", 5, _ANY_VALUE),
+        _f("body", 5, "bytes", "String"),
         _f("attributes", 6, _KEY_VALUE, label="repeated"),
         _f("dropped_attributes_count", 7, "uint32", "UInt32"),
         _f("flags", 8, "fixed32", "UInt32"),

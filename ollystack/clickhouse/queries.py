@@ -81,7 +81,7 @@ def ns(column: str) -> str:
 
 
 def b64_map(column: str, alias: str | None = None) -> str:
-    """A tagged-value map with its (binary) values base64-encoded for transport, as ``<column>_b64``.
+    """A map of serialized AnyValues, values base64-encoded for transport, as ``<column>_b64``.
 
     Aliases never reuse a column name: ClickHouse would resolve that name in WHERE to the alias.
     """
@@ -91,15 +91,12 @@ def b64_map(column: str, alias: str | None = None) -> str:
 
 
 def b64_maps(column: str, alias: str) -> str:
-    """An array of tagged-value maps (Nested attributes), base64-encoded for transport."""
+    """An array of serialized-AnyValue maps (Nested attributes), base64-encoded for transport."""
     return f"arrayMap(m -> mapApply((k, v) -> (k, base64Encode(v)), m), {column}) AS {alias}"
 
 
 ATTRIBUTE_COLUMNS = (
     "attributes",
-    "attributes_int",
-    "attributes_float",
-    "attributes_bool",
     b64_map("attributes_other"),
     "dropped_attributes_count",
 )

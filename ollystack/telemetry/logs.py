@@ -9,7 +9,7 @@ from typing import Any
 
 from ollystack.clickhouse import get_backend
 from ollystack.clickhouse.queries import ATTRIBUTE_COLUMNS, RESOURCE_SCOPE_COLUMNS, ns, select, time_range
-from ollystack.telemetry.anyvalue import from_tagged_b64, record_attributes, resource_and_scope
+from ollystack.telemetry.anyvalue import from_serialized_b64, record_attributes, resource_and_scope
 
 _HEX = re.compile(r"[0-9a-fA-F]{32}")
 MAX_LIMIT = 1000
@@ -68,10 +68,10 @@ def _like_pattern(text: str) -> str:
 
 
 def body_json(row: dict[str, Any]) -> dict[str, Any]:
-    tagged = base64.b64decode(row["body_value_b64"])
-    if tagged == b"s":
+    stored = base64.b64decode(row["body_value_b64"])
+    if stored == b"\n":
         return {"stringValue": row["body"]}
-    return from_tagged_b64(row["body_value_b64"])
+    return from_serialized_b64(row["body_value_b64"])
 
 
 def log_json(row: dict[str, Any]) -> dict[str, Any]:

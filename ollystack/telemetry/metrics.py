@@ -15,7 +15,12 @@ from ollystack.clickhouse.queries import (
     select,
     time_range,
 )
-from ollystack.telemetry.anyvalue import double_json, record_attributes, resource_and_scope, tagged_attributes
+from ollystack.telemetry.anyvalue import (
+    double_json,
+    record_attributes,
+    resource_and_scope,
+    serialized_attributes,
+)
 
 MAX_LIMIT = 10_000
 _JSON_TYPES = {
@@ -88,7 +93,7 @@ def _exemplars(row: dict[str, Any]) -> list[dict[str, Any]]:
         row["ex_trace_id"],
         strict=True,
     ):
-        ex: dict[str, Any] = {"filteredAttributes": tagged_attributes(attrs), "timeUnixNano": t}
+        ex: dict[str, Any] = {"filteredAttributes": serialized_attributes(attrs), "timeUnixNano": t}
         if vt == 1:
             ex["asDouble"] = double_json(v)
         elif vt == 2:
@@ -110,7 +115,7 @@ def point_json(row: dict[str, Any]) -> dict[str, Any]:
         "name": row["metric_name"],
         "description": row["metric_description"],
         "unit": row["metric_unit"],
-        "metadata": tagged_attributes(row["metric_metadata_b64"]),
+        "metadata": serialized_attributes(row["metric_metadata_b64"]),
         "type": _JSON_TYPES[kind],
         "attributes": record_attributes(row),
         "startTimeUnixNano": row["start_ns"],

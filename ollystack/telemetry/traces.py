@@ -7,7 +7,7 @@ from typing import Any
 
 from ollystack.clickhouse import get_backend
 from ollystack.clickhouse.queries import ATTRIBUTE_COLUMNS, RESOURCE_SCOPE_COLUMNS, b64_maps, ns, select
-from ollystack.telemetry.anyvalue import record_attributes, resource_and_scope, tagged_attributes
+from ollystack.telemetry.anyvalue import record_attributes, resource_and_scope, serialized_attributes
 
 _HEX_ID = re.compile(r"[0-9a-fA-F]{32}")
 
@@ -43,7 +43,7 @@ SPAN_COLUMNS = (
 def span_json(row: dict[str, Any]) -> dict[str, Any]:
     """One stored span in OTLP/JSON shape."""
     events = [
-        {"timeUnixNano": t, "name": n, "attributes": tagged_attributes(a), "droppedAttributesCount": d}
+        {"timeUnixNano": t, "name": n, "attributes": serialized_attributes(a), "droppedAttributesCount": d}
         for t, n, a, d in zip(
             row["events_time"],
             row["events_name"],
@@ -58,7 +58,7 @@ def span_json(row: dict[str, Any]) -> dict[str, Any]:
             "spanId": s,
             "traceState": st,
             "flags": f,
-            "attributes": tagged_attributes(a),
+            "attributes": serialized_attributes(a),
             "droppedAttributesCount": d,
         }
         for t, s, st, f, a, d in zip(

@@ -1,10 +1,12 @@
-"""Column groups shared by the signal tables."""
+"""Column groups shared by the signal tables.
+
+Attributes are two maps: ``attributes`` holds string values as text (most attributes; what filters and
+searches read), ``attributes_other`` every other type as its serialized OTLP ``AnyValue``, exact to the bit
+(an equality filter compares against the serialized form of the wanted value).
+"""
 
 ATTRIBUTE_COLUMNS = """
     attributes Map(LowCardinality(String), String) CODEC(ZSTD(1)),
-    attributes_int Map(LowCardinality(String), Int64) CODEC(ZSTD(1)),
-    attributes_float Map(LowCardinality(String), Float64) CODEC(ZSTD(1)),
-    attributes_bool Map(LowCardinality(String), Bool) CODEC(ZSTD(1)),
     attributes_other Map(LowCardinality(String), String) CODEC(ZSTD(1)),
     dropped_attributes_count UInt32 CODEC(ZSTD(1)),"""
 

@@ -1,7 +1,7 @@
 """Log records.
 
-``body`` holds a string body as text (searchable, n-gram indexed); ``body_value`` keeps the exact AnyValue
-of any other body as a tagged value ('s' marks "the body is the string in ``body``", '' an empty body).
+``body`` holds a string body as text (searchable, n-gram indexed); ``body_value`` keeps any other body as
+its serialized AnyValue (``"\n"`` marks "the body is the string in ``body``", ``""`` no body).
 ``record_id`` identifies a row for cursor pagination.
 """
 

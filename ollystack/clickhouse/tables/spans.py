@@ -1,9 +1,8 @@
 """Spans: one row per span, every OTLP field kept.
 
-Record attributes are split into typed maps (string/int/float/bool, plus ``attributes_other`` holding
-tagged values for bytes, arrays, kvlists and empty values), so filters on common types read one typed map.
-Resource, scope, event and link attributes are kept exactly but more compactly (strings in a plain map,
-everything else tagged). ``weight`` is the sampling weight (adjusted count) summed by RED aggregates.
+Record and resource attributes are a string map plus a map of serialized AnyValues for every other type
+(see ``common``); scope, event and link attributes are one map of serialized AnyValues. ``weight`` is the
+sampling weight (adjusted count) summed by RED aggregates.
 """
 
 from ollystack.clickhouse.tables.common import ATTRIBUTE_COLUMNS, MERGE_TREE_SETTINGS, RESOURCE_SCOPE_COLUMNS
