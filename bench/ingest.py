@@ -22,6 +22,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,10 +37,13 @@ METHODS = {
     "logs": "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
     "metrics": "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
 }
-BUILDERS = {
-    "traces": otlp_data.trace_request,
-    "logs": otlp_data.log_request,
-    "metrics": otlp_data.metric_request,
+# workload -> (signal, request builder). "traces" uses the design's reference batch (1 000 spans, ~190 KB);
+# "traces-heavy" spans carry 12 attributes (~520 KB per 1 000 spans).
+WORKLOADS: dict[str, tuple[str, Callable[[int, random.Random], bytes]]] = {
+    "traces": ("traces", lambda n, rng: otlp_data.trace_request(n, rng, attributes=4)),
+    "traces-heavy": ("traces", lambda n, rng: otlp_data.trace_request(n, rng, attributes=12)),
+    "logs": ("logs", otlp_data.log_request),
+    "metrics": ("metrics", otlp_data.metric_request),
 }
 WRITTEN = re.compile(
     r'^ollystack_ingest_written_records_total\{[^}]*signal="(\w+)"[^}]*\}\s+([0-9.e+]+)', re.M
@@ -55,7 +59,7 @@ def _free_port() -> int:
 def _client(
     target: str,
     key: str,
-    signal: str,
+    workload: str,
     requests: int,
     inflight: int,
     seed: int,
@@ -65,7 +69,8 @@ def _client(
     out: Any,
 ) -> None:
     rng = random.Random(seed)
-    payloads = [BUILDERS[signal](records, rng) for _ in range(16)]
+    signal, build = WORKLOADS[workload]
+    payloads = [build(records, rng) for _ in range(16)]
     ready.put(True)
     go.wait()
 
@@ -157,7 +162,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         metrics_url = f"http://127.0.0.1:{ports['metrics']}/metrics"
         target = f"127.0.0.1:{ports['grpc']}"
         ctx = mp.get_context("spawn")
-        for signal in args.signals:
+        for workload in args.workloads:
+            signal = WORKLOADS[workload][0]
             per_client = args.requests // args.clients
             total = per_client * args.clients * args.records
             before = _written(metrics_url).get(signal, 0.0)
@@ -168,10 +174,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     args=(
                         target,
                         key,
-                        signal,
+                        workload,
                         per_client,
                         args.inflight,
-                        1000 * n + len(signal),
+                        1000 * n + len(workload),
                         args.records,
                         ready,
                         go,
@@ -193,12 +199,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             while _written(metrics_url).get(signal, 0.0) - before < total:
                 if time.perf_counter() - t_acked > 120:
                     raise SystemExit(
-                        f"{signal}: only {_written(metrics_url).get(signal, 0) - before:.0f} "
+                        f"{workload}: only {_written(metrics_url).get(signal, 0) - before:.0f} "
                         f"of {total} records written after 120 s"
                     )
                 time.sleep(0.02)
             t_written = time.perf_counter()
-            results[signal] = {
+            results[workload] = {
                 "records": total,
                 "acked": acked,
                 "seconds": round(t_written - t_start, 3),
@@ -222,22 +228,24 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--signals", nargs="+", default=["traces", "logs", "metrics"])
+    parser.add_argument("--workloads", nargs="+", default=list(WORKLOADS), choices=list(WORKLOADS))
     parser.add_argument("--clients", type=int, default=2)
     parser.add_argument("--inflight", type=int, default=16)
     parser.add_argument("--records", type=int, default=1000)
-    parser.add_argument("--requests", type=int, default=600, help="requests per signal, over all clients")
+    parser.add_argument("--requests", type=int, default=1200, help="requests per workload, over all clients")
     parser.add_argument("--out", default=str(REPO / "var" / "bench" / "ingest.json"))
     args = parser.parse_args()
     results = run(args)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"{'signal':<10}{'records':>10}{'seconds':>10}{'records/s (written)':>22}{'records/s (acked)':>20}")
-    for signal in args.signals:
-        r = results[signal]
+    print(
+        f"{'workload':<14}{'records':>10}{'seconds':>10}{'records/s (written)':>22}{'records/s (acked)':>20}"
+    )
+    for workload in args.workloads:
+        r = results[workload]
         print(
-            f"{signal:<10}{r['records']:>10}{r['seconds']:>10}{r['records_per_second']:>22,}"
+            f"{workload:<14}{r['records']:>10}{r['seconds']:>10}{r['records_per_second']:>22,}"
             f"{r['ack_records_per_second']:>20,}"
         )
     print(f"server peak RSS: {results['server_peak_rss_mib']} MiB   (written to {out})")

@@ -8,3 +8,5 @@ os.environ.setdefault("OLLYSTACK_VAR_DIR", tempfile.mkdtemp(prefix="ollystack-te
 from ollystack.settings.embedded import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405 (whitenoise warns about a missing root)
