@@ -102,6 +102,12 @@ class _Lane:
     sealed: deque[_Segment] = field(default_factory=deque)
     inserting: list[_Segment] = field(default_factory=list)
     idle: int = 0  # flusher tasks waiting for work
+
+    @property
+    def has_free_flusher(self) -> bool:
+        """A waiting flusher that no sealed segment is already queued for (they wake up later)."""
+        return self.idle > len(self.sealed)
+
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -264,7 +270,7 @@ class Pipeline:
         metrics.SPOOL_BYTES.labels(signal.value).inc(size)
         if segment.rows >= self.max_rows:
             segment.due = True
-        if segment.due and (lane.idle or segment.rows >= self.max_rows * GROWTH_LIMIT):
+        if segment.due and (lane.has_free_flusher or segment.rows >= self.max_rows * GROWTH_LIMIT):
             self._seal(lane)
 
     @staticmethod
@@ -292,7 +298,7 @@ class Pipeline:
         """The batch delay has passed: insert now if a flusher is free, else as soon as one is."""
         lane.timer = None
         segment.due = True
-        if lane.open is segment and lane.idle:
+        if lane.open is segment and lane.has_free_flusher:
             self._seal(lane)
 
     def _seal(self, lane: _Lane) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from ingest.pipeline import Backpressure, Pipeline, Throttled, valid_prefix_length
+from ingest.pipeline import GROWTH_LIMIT, Backpressure, Pipeline, Throttled, valid_prefix_length
 from ollystack.clickhouse import Backend, Signal
 from ollystack.clickhouse.otlp import frame
 from tenants.logic import IngestPrincipal
@@ -195,3 +196,56 @@ def test_submit_after_stop_is_refused(tmp_path: Path, clickhouse: Backend) -> No
     pipeline = run(tmp_path, clickhouse, lambda p: asyncio.sleep(0))
     with pytest.raises(Backpressure, match="shutting down"):
         asyncio.run(pipeline.submit(Signal.TRACES, principal(), b"", 1))
+
+
+class GatedBackend:
+    """The real engine, with inserts held at a gate so a test controls when the flushers are busy."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.gate = threading.Event()
+        self.rows: list[int] = []
+
+    def insert_otlp_segment(self, signal: Signal, path: Path, dedup_token: str) -> int:
+        self.gate.wait(timeout=30)
+        rows = self.backend.insert_otlp_segment(signal, path, dedup_token)
+        self.rows.append(rows)
+        return rows
+
+
+def test_batches_grow_while_every_flusher_is_busy(tmp_path: Path, clickhouse: Backend) -> None:
+    tenant = principal()
+    body = trace_request(spans=2).SerializeToString()
+    gated = GatedBackend(clickhouse)
+
+    async def body_fn(pipeline: Pipeline) -> None:
+        try:
+            for _ in range(2 * 3):  # two due batches of 6 rows: each flusher takes one and waits at the gate
+                await pipeline.submit(Signal.TRACES, tenant, body, 2)
+            for _ in range(20):  # 40 more rows: due, but no flusher is free, so one segment keeps growing
+                await pipeline.submit(Signal.TRACES, tenant, body, 2)
+            assert len(segments(tmp_path)) == 3
+        finally:
+            gated.gate.set()
+
+    run(tmp_path, gated, body_fn, max_rows=5, insert_concurrency=2)  # type: ignore[arg-type]
+    assert sorted(gated.rows) == [6, 6, 40]
+    assert stored(clickhouse, Signal.TRACES, tenant) == 52
+
+
+def test_a_due_batch_stops_growing_at_the_limit(tmp_path: Path, clickhouse: Backend) -> None:
+    tenant = principal()
+    body = trace_request(spans=1).SerializeToString()
+    gated = GatedBackend(clickhouse)
+
+    async def body_fn(pipeline: Pipeline) -> None:
+        try:
+            for _ in range(5 + 5 + 5 * GROWTH_LIMIT + 1):
+                await pipeline.submit(Signal.TRACES, tenant, body, 1)
+            # two segments for the busy flushers, one sealed at the growth limit, one open (last record)
+            assert len(segments(tmp_path)) == 4
+        finally:
+            gated.gate.set()
+
+    run(tmp_path, gated, body_fn, max_rows=5, insert_concurrency=2)  # type: ignore[arg-type]
+    assert sorted(gated.rows) == [1, 5, 5, 5 * GROWTH_LIMIT]
