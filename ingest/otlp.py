@@ -90,6 +90,8 @@ class DecodedRequest:
     signal: Signal
     payload: bytes  # serialized Export*ServiceRequest, exactly what goes into the spool
     records: int  # spans, log records or metric data points
+    rejected: int = 0  # records left out (OTLP partial success)
+    message: str = ""  # why, for the partial success response
 
 
 def decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
@@ -117,8 +119,9 @@ def decode(signal: Signal, body: bytes, content_type: str = PROTOBUF) -> Decoded
     """Validate one (already decompressed) export request and count its records."""
     spec = SPECS[signal]
     if content_type == JSON:
-        message = _from_json(spec, body)
-        payload = message.SerializeToString()
+        message, rejected, why = _from_json(spec, body)
+        records = count_records(signal, message)
+        return DecodedRequest(signal, message.SerializeToString(), records, rejected, why)
     else:
         try:
             message = spec.request.FromString(body)
@@ -178,7 +181,19 @@ _ID_FIELDS = {
 }
 
 
-def _from_json(spec: SignalSpec, body: bytes) -> Message:
+# Where the records of each signal sit in an OTLP/JSON document (lowerCamelCase or snake_case names).
+_RECORD_PATHS = {
+    Signal.TRACES: (("resourceSpans", "resource_spans"), ("scopeSpans", "scope_spans"), ("spans",)),
+    Signal.LOGS: (
+        ("resourceLogs", "resource_logs"),
+        ("scopeLogs", "scope_logs"),
+        ("logRecords", "log_records"),
+    ),
+}
+
+
+def _from_json(spec: SignalSpec, body: bytes) -> tuple[Message, int, str]:
+    """The request, plus how many records were left out for malformed ids and why (partial success)."""
     try:
         document = json.loads(body)
     except (UnicodeDecodeError, ValueError) as exc:
@@ -187,28 +202,69 @@ def _from_json(spec: SignalSpec, body: bytes) -> Message:
         raise InvalidPayload(
             f"OTLP/JSON body must be an object ({spec.request.__name__}), not {type(document).__name__}"
         )
+    rejected, why = _drop_records_with_bad_ids(spec.signal, document)
     _hex_ids_to_base64(document, "")
     message = spec.request()
     try:
         json_format.ParseDict(document, message, ignore_unknown_fields=True)
     except json_format.ParseError as exc:
         raise InvalidPayload(f"malformed OTLP/JSON for {spec.request.__name__}: {exc}") from None
-    return message
+    return message, rejected, why
 
 
-def _hex_ids_to_base64(node: Any, path: str) -> None:
-    """Rewrite hex trace/span ids in place to the base64 that protobuf's JSON mapping expects."""
+def _field(node: dict[str, Any], names: tuple[str, ...]) -> tuple[str, Any]:
+    for name in names:
+        if name in node:
+            return name, node[name]
+    return names[0], None
+
+
+def _drop_records_with_bad_ids(signal: Signal, document: dict[str, Any]) -> tuple[int, str]:
+    """Remove spans/log records whose ids are malformed; the rest of the request is still accepted."""
+    paths = _RECORD_PATHS.get(signal)
+    if paths is None:
+        return 0, ""
+    (outer, middle, inner), rejected, first = paths, 0, ""
+    outer_name, resources = _field(document, outer)
+    for r, resource in enumerate(resources if isinstance(resources, list) else []):
+        middle_name, scopes = _field(resource, middle) if isinstance(resource, dict) else ("", None)
+        for s, scope in enumerate(scopes if isinstance(scopes, list) else []):
+            inner_name, records = _field(scope, inner) if isinstance(scope, dict) else ("", None)
+            if not isinstance(records, list):
+                continue
+            kept = []
+            for i, record in enumerate(records):
+                try:
+                    where = f"{outer_name}[{r}].{middle_name}[{s}].{inner_name}[{i}]"
+                    _hex_ids_to_base64(record, where, convert=False)
+                except InvalidPayload as exc:
+                    rejected += 1
+                    first = first or str(exc)
+                    continue
+                kept.append(record)
+            scope[inner_name] = kept
+    if not rejected:
+        return 0, ""
+    what = "spans" if signal is Signal.TRACES else "log records"
+    return rejected, f"{rejected} {what} rejected for malformed ids; first: {first}"
+
+
+def _hex_ids_to_base64(node: Any, path: str, convert: bool = True) -> None:
+    """Rewrite hex trace/span ids in place to the base64 that protobuf's JSON mapping expects
+    (with ``convert=False`` only check them)."""
     if isinstance(node, dict):
         for key, value in node.items():
             where = f"{path}.{key}" if path else key
             size = _ID_FIELDS.get(key)
             if size is not None and not isinstance(value, dict | list):
-                node[key] = _hex_to_base64(value, size, where)
+                converted = _hex_to_base64(value, size, where)
+                if convert:
+                    node[key] = converted
             else:
-                _hex_ids_to_base64(value, where)
+                _hex_ids_to_base64(value, where, convert)
     elif isinstance(node, list):
         for index, item in enumerate(node):
-            _hex_ids_to_base64(item, f"{path}[{index}]")
+            _hex_ids_to_base64(item, f"{path}[{index}]", convert)
 
 
 def _hex_to_base64(value: Any, size: int, where: str) -> str:

@@ -51,16 +51,18 @@ class IngestService:
         else:
             decoded = self._decode(signal, body, content_type, content_encoding)
         tenant = principal.tenant_name
-        metrics.RECORDS_RECEIVED.labels(tenant, signal.value).inc(decoded.records)
+        metrics.RECORDS_RECEIVED.labels(tenant, signal.value).inc(decoded.records + decoded.rejected)
+        if decoded.rejected:
+            metrics.RECORDS_REJECTED.labels(tenant, signal.value, "invalid").inc(decoded.rejected)
         if decoded.records == 0:
-            return ExportResult(0)
+            return ExportResult(0, decoded.rejected, decoded.message)
         try:
             await self.pipeline.submit(signal, principal, decoded.payload, decoded.records)
         except Retryable as exc:
             metrics.RECORDS_REJECTED.labels(tenant, signal.value, exc.reason).inc(decoded.records)
             raise
         metrics.RECORDS_ACCEPTED.labels(tenant, signal.value).inc(decoded.records)
-        return ExportResult(decoded.records)
+        return ExportResult(decoded.records, decoded.rejected, decoded.message)
 
     def _decode(
         self, signal: Signal, body: bytes, content_type: str, content_encoding: str | None

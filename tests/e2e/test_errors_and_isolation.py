@@ -151,19 +151,36 @@ def test_http_errors_are_protocol_correct(server: Server) -> None:
     assert status == 400
     assert b"JSON" in body
 
-    bad_id = {
+    good_trace = os.urandom(16).hex()
+    mixed = {
         "resourceSpans": [
-            {"scopeSpans": [{"spans": [{"traceId": "xyz", "spanId": "0011223344556677", "name": "x"}]}]}
+            {
+                "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "json-mixed"}}]},
+                "scopeSpans": [
+                    {
+                        "spans": [
+                            {"traceId": "xyz", "spanId": "0011223344556677", "name": "bad"},
+                            {
+                                "traceId": good_trace,
+                                "spanId": "0011223344556677",
+                                "name": "good",
+                                "startTimeUnixNano": str(time.time_ns()),
+                                "endTimeUnixNano": str(time.time_ns()),
+                            },
+                        ]
+                    }
+                ],
+            }
         ]
     }
     status, body, _ = http_post(
-        server, "/v1/traces", json.dumps(bad_id).encode(), {"Content-Type": "application/json", **auth}
+        server, "/v1/traces", json.dumps(mixed).encode(), {"Content-Type": "application/json", **auth}
     )
-    assert status in (200, 400)
-    if status == 400:
-        assert b"traceId" in body
-    else:
-        assert json.loads(body)["partialSuccess"]["rejectedSpans"] in ("1", 1)
+    assert status == 200
+    partial = json.loads(body)["partialSuccess"]
+    assert partial["rejectedSpans"] == "1"
+    assert "spans[0].traceId: 'xyz' is not 32 hex characters" in partial["errorMessage"]
+    wait_for(lambda: stored_spans(server, good_trace, server.bootstrap()["api_key"]) == 1)
 
     status, _, _ = http_post(server, "/v1/traces", payload, {"Content-Type": "text/plain", **auth})
     assert status == 415

@@ -169,9 +169,12 @@ def test_request_errors(tmp_path: Path, clickhouse: Backend, tenant_key: Any) ->
             b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "xyz"}]}]}]}',
             headers=auth(key, "application/json"),
         )
-        assert bad_json.status == 400
+        assert bad_json.status == 200  # OTLP partial success: nothing accepted, and it says why
         assert bad_json.headers["content-type"] == "application/json"
-        assert bad_json.status_message().message == (
+        partial = json.loads(bad_json.body)["partialSuccess"]
+        assert partial["rejectedSpans"] == "1"
+        assert partial["errorMessage"] == (
+            "1 spans rejected for malformed ids; first: "
             "resourceSpans[0].scopeSpans[0].spans[0].traceId: 'xyz' is not 32 hex characters"
         )
         nowhere = await call(app, "/v1/profiles", b"", headers=auth(key))

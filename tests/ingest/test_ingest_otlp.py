@@ -5,11 +5,13 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import re
 from typing import Any
 
 import pytest
 from google.protobuf.json_format import MessageToDict
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -132,19 +134,6 @@ def test_malformed_protobuf_names_the_message() -> None:
             b'"spanId": "eee19b7ec3c1b174", "startTimeUnixNano": "soon"}]}]}]}',
             r"^malformed OTLP/JSON for ExportTraceServiceRequest: .*startTimeUnixNano",
         ),
-        (
-            b'{"resourceSpans": [{"scopeSpans": [{"spans": [{}, {}, {}, {"traceId": "xyz"}]}]}]}',
-            r"^resourceSpans\[0\]\.scopeSpans\[0\]\.spans\[3\]\.traceId: 'xyz' is not 32 hex characters$",
-        ),
-        (
-            b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "5b8efff798038103d269b633813fc60c",'
-            b'"spanId": "zzzzzzzzzzzzzzzz"}]}]}]}',
-            r"^resourceSpans\[0\]\.scopeSpans\[0\]\.spans\[0\]\.spanId: 'zzzzzzzzzzzzzzzz' is not 16 hex",
-        ),
-        (
-            b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"links": [{"span_id": 12}]}]}]}]}',
-            r"^resourceSpans\[0\]\.scopeSpans\[0\]\.spans\[0\]\.links\[0\]\.span_id: 12 is not 16 hex",
-        ),
     ],
 )
 def test_malformed_json_says_what_is_wrong(body: bytes, message: str) -> None:
@@ -152,12 +141,44 @@ def test_malformed_json_says_what_is_wrong(body: bytes, message: str) -> None:
         decode(Signal.TRACES, body, JSON)
 
 
-def test_bad_ids_in_logs_and_exemplars_are_named() -> None:
-    logs = b'{"resourceLogs": [{"scopeLogs": [{"logRecords": [{"traceId": "abcd"}]}]}]}'
-    with pytest.raises(
-        InvalidPayload, match=r"^resourceLogs\[0\]\.scopeLogs\[0\]\.logRecords\[0\]\.traceId: 'abcd'"
-    ):
-        decode(Signal.LOGS, logs, JSON)
+GOOD_SPAN = '{"traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174", "name": "ok"}'
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ('{"traceId": "xyz"}', r"spans\[1\]\.traceId: 'xyz' is not 32 hex characters$"),
+        (
+            '{"traceId": "5b8efff798038103d269b633813fc60c", "spanId": "zzzzzzzzzzzzzzzz"}',
+            r"spans\[1\]\.spanId: 'zzzzzzzzzzzzzzzz' is not 16 hex",
+        ),
+        ('{"links": [{"span_id": 12}]}', r"spans\[1\]\.links\[0\]\.span_id: 12 is not 16 hex"),
+    ],
+)
+def test_spans_with_malformed_ids_are_rejected_the_rest_accepted(bad: str, message: str) -> None:
+    body = f'{{"resourceSpans": [{{"scopeSpans": [{{"spans": [{GOOD_SPAN}, {bad}, {GOOD_SPAN}]}}]}}]}}'
+    decoded = decode(Signal.TRACES, body.encode(), JSON)
+    assert decoded.records == 2
+    assert decoded.rejected == 1
+    assert re.search(
+        r"^1 spans rejected for malformed ids; first: resourceSpans\[0\]\.scopeSpans\[0\]\." + message,
+        decoded.message,
+    ), decoded.message
+    request = trace_service_pb2.ExportTraceServiceRequest.FromString(decoded.payload)
+    assert [s.name for s in request.resource_spans[0].scope_spans[0].spans] == ["ok", "ok"]
+    assert (
+        request.resource_spans[0].scope_spans[0].spans[0].trace_id.hex() == "5b8efff798038103d269b633813fc60c"
+    )
+
+
+def test_log_records_with_malformed_ids_are_rejected_and_exemplar_ids_named() -> None:
+    logs = (
+        b'{"resourceLogs": [{"scopeLogs": [{"logRecords": '
+        b'[{"traceId": "abcd"}, {"body": {"stringValue": "x"}}]}]}]}'
+    )
+    decoded = decode(Signal.LOGS, logs, JSON)
+    assert (decoded.records, decoded.rejected) == (1, 1)
+    assert "resourceLogs[0].scopeLogs[0].logRecords[0].traceId: 'abcd'" in decoded.message
     metrics = (
         b'{"resourceMetrics": [{"scopeMetrics": [{"metrics": [{"name": "m", "gauge": {"dataPoints": '
         b'[{"asDouble": 1, "exemplars": [{"spanId": "0102"}]}]}}]}]}]}'

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from ingest import metrics
 from ingest.pipeline import GROWTH_LIMIT, Backpressure, Pipeline, Throttled, valid_prefix_length
 from ollystack.clickhouse import Backend, Signal
 from ollystack.clickhouse.otlp import frame
@@ -249,3 +250,19 @@ def test_a_due_batch_stops_growing_at_the_limit(tmp_path: Path, clickhouse: Back
 
     run(tmp_path, gated, body_fn, max_rows=5, insert_concurrency=2)  # type: ignore[arg-type]
     assert sorted(gated.rows) == [1, 5, 5, 5 * GROWTH_LIMIT]
+
+
+def test_records_storage_drops_are_counted_as_rejected(tmp_path: Path, clickhouse: Backend) -> None:
+    tenant = principal()
+    request = trace_request(spans=3)
+    request.resource_spans[0].scope_spans[0].spans[1].trace_id = b"\x01\x02\x03"  # not 16 bytes
+    labels = {"tenant": "", "signal": "traces", "reason": "invalid_in_storage"}
+    before = metrics.REGISTRY.get_sample_value("ollystack_ingest_rejected_records_total", labels) or 0.0
+
+    async def body_fn(pipeline: Pipeline) -> None:
+        await pipeline.submit(Signal.TRACES, tenant, request.SerializeToString(), 3)
+
+    run(tmp_path, clickhouse, body_fn)
+    assert stored(clickhouse, Signal.TRACES, tenant) == 2
+    after = metrics.REGISTRY.get_sample_value("ollystack_ingest_rejected_records_total", labels)
+    assert after == before + 1
