@@ -10,6 +10,7 @@ import enum
 import errno
 import fcntl
 import math
+import os
 import queue
 import threading
 from collections.abc import Iterator, Mapping
@@ -182,6 +183,23 @@ class EmbeddedBackend(Backend):
                 raise
             self._all.append(sess)
             self._sessions.put(sess)
+        self._schema_files = self._write_schema_files()
+
+    def _write_schema_files(self) -> dict[Signal, Path]:
+        """The OTLP schemas as files the engine reads by absolute path (a schema sent as a string would be
+        cached by chdb under the process's working directory, and hashed again on every insert)."""
+        directory = self.path / "format_schemas"
+        directory.mkdir(exist_ok=True)
+        files = {}
+        for signal in Signal:
+            target = directory / f"otlp_{signal.value}.proto"
+            text = otlp.proto_schema(otlp.ROWS[signal.value])
+            if not target.exists() or target.read_text() != text:
+                staging = target.with_suffix(f".tmp{os.getpid()}")
+                staging.write_text(text)
+                staging.replace(target)
+            files[signal] = target
+        return files
 
     @contextmanager
     def _session(self) -> Iterator[Any]:
@@ -217,9 +235,14 @@ class EmbeddedBackend(Backend):
 
     def insert_otlp_segment(self, signal: Signal, path: Path, dedup_token: str) -> int:
         source = f"file({_literal(str(Path(path).resolve()))}, 'Protobuf', {_literal(_structure(signal))})"
+        schema = {
+            "format_schema": f"{self._schema_files[signal]}:Row",
+            "format_schema_source": "file",
+            "format_schema_message_name": "",
+        }
         written = 0
         for index, statement in enumerate(segment_insert_sql(signal, source)):
-            settings = segment_settings(signal, f"{dedup_token}:{index}")
+            settings = {**segment_settings(signal, f"{dedup_token}:{index}"), **schema}
             result = self._run(statement, None, settings, "CSV")
             written += int(result.rows_written())
         return written

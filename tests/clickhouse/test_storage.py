@@ -94,9 +94,12 @@ def test_get_trace_rejects_malformed_ids(clickhouse: Any, tenant_id: str) -> Non
             get_trace(tenant_id, bad)
 
 
-def test_inline_format_variant_stores_identical_rows(clickhouse: Any, tmp_path: Path) -> None:
+def test_inline_format_variant_stores_identical_rows(
+    clickhouse: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The server path (segment inline via format()) yields the same rows as file() on the embedded engine."""
     assert isinstance(clickhouse, EmbeddedBackend)
+    monkeypatch.chdir(tmp_path)  # chdb caches a schema sent as a string under the working directory
     file_tenant, inline_tenant = "file-" + os.urandom(4).hex(), "inline-" + os.urandom(4).hex()
     trace_id = os.urandom(16)
     for signal, req in (
