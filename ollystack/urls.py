@@ -1,12 +1,13 @@
-"""Top-level URLs: health, admin, REST API and its schema."""
+"""Top-level URLs: start page, health, admin, REST API and its schema."""
 
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from ollystack import health
+from ollystack import health, views
 
 urlpatterns = [
+    path("", views.home, name="home"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),
