@@ -89,21 +89,27 @@ class Recording:
         return getattr(self.exporter, name)
 
 
-def _span_exporter(server: Server, transport: str, key: str) -> Any:
+EXPORTERS = {
+    "traces": (GrpcSpanExporter, HttpSpanExporter),
+    "logs": (GrpcLogExporter, HttpLogExporter),
+    "metrics": (GrpcMetricExporter, HttpMetricExporter),
+}
+
+
+def exporter(server: Server, signal: str, transport: str, key: str) -> Recording:
+    """The SDK's own OTLP exporter for the signal and transport, recording what it sends."""
+    grpc_exporter, http_exporter = EXPORTERS[signal]
+    headers = {"authorization": f"Bearer {key}"}
     if transport == "grpc":
-        return GrpcSpanExporter(
-            endpoint=server.otlp_grpc, insecure=True, headers={"authorization": f"Bearer {key}"}
-        )
-    return HttpSpanExporter(
-        endpoint=f"{server.otlp_http}/v1/traces", headers={"Authorization": f"Bearer {key}"}
-    )
+        return Recording(grpc_exporter(endpoint=server.otlp_grpc, insecure=True, headers=headers))
+    return Recording(http_exporter(endpoint=f"{server.otlp_http}/v1/{signal}", headers=headers))
 
 
 @pytest.mark.parametrize("transport", ["grpc", "http"])
 def test_traces_round_trip_every_field(server: Server, transport: str) -> None:
     key = server.bootstrap()["ingest_key"]
     api_key = server.bootstrap()["api_key"]
-    recording = Recording(_span_exporter(server, transport, key))
+    recording = exporter(server, "traces", transport, key)
     provider = TracerProvider(resource=_resource(f"checkout-{transport}", transport))
     provider.add_span_processor(SimpleSpanProcessor(recording))  # type: ignore[arg-type]
     tracer = provider.get_tracer(
@@ -169,15 +175,7 @@ def _trace(server: Server, trace_id: str, api_key: str, spans: int) -> dict[str,
 def test_logs_round_trip_every_field(server: Server, transport: str) -> None:
     key = server.bootstrap()["ingest_key"]
     api_key = server.bootstrap()["api_key"]
-    if transport == "grpc":
-        exporter: Any = GrpcLogExporter(
-            endpoint=server.otlp_grpc, insecure=True, headers={"authorization": f"Bearer {key}"}
-        )
-    else:
-        exporter = HttpLogExporter(
-            endpoint=f"{server.otlp_http}/v1/logs", headers={"Authorization": f"Bearer {key}"}
-        )
-    recording = Recording(exporter)
+    recording = exporter(server, "logs", transport, key)
     service = f"billing-logs-{transport}"
     provider = LoggerProvider(resource=_resource(service, transport))
     provider.add_log_record_processor(SimpleLogRecordProcessor(recording))  # type: ignore[arg-type]
@@ -233,15 +231,7 @@ def test_logs_round_trip_every_field(server: Server, transport: str) -> None:
 def test_metrics_round_trip_every_kind(server: Server, transport: str) -> None:
     key = server.bootstrap()["ingest_key"]
     api_key = server.bootstrap()["api_key"]
-    if transport == "grpc":
-        exporter: Any = GrpcMetricExporter(
-            endpoint=server.otlp_grpc, insecure=True, headers={"authorization": f"Bearer {key}"}
-        )
-    else:
-        exporter = HttpMetricExporter(
-            endpoint=f"{server.otlp_http}/v1/metrics", headers={"Authorization": f"Bearer {key}"}
-        )
-    recording = Recording(exporter)
+    recording = exporter(server, "metrics", transport, key)
     reader = PeriodicExportingMetricReader(recording, export_interval_millis=3_600_000)  # type: ignore[arg-type]
     service = f"inventory-metrics-{transport}"
     provider = MeterProvider(
