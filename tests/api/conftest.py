@@ -10,7 +10,6 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,31 +22,16 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import Gauge, Metric, NumberData
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from rest_framework.test import APIClient
 
-from ollystack.clickhouse import Signal, get_backend
-from ollystack.clickhouse.migrate import apply_migrations
-from ollystack.clickhouse.otlp import frame
+from ollystack.clickhouse import Signal
 from tenants import logic
 
 NS = 1_000_000_000
 
 
-@pytest.fixture(scope="session")
-def clickhouse() -> Any:
-    backend = get_backend()
-    apply_migrations(backend, log=lambda *_args: None)
-    return backend
-
-
 @pytest.fixture
-def insert(clickhouse: Any, tmp_path: Path) -> Callable[[Signal, str, Any], int]:
+def insert(insert_requests: Callable[..., int]) -> Callable[[Signal, str, Any], int]:
     """Insert one OTLP export request for a tenant, the way the ingest path does (a framed segment)."""
-
-    def _insert(signal: Signal, tenant_id: str, request: Any) -> int:
-        path = tmp_path / f"{uuid.uuid4().hex}.seg"
-        path.write_bytes(frame(tenant_id, request.SerializeToString()))
-        return int(clickhouse.insert_otlp_segment(signal, path, dedup_token=path.stem))
-
-    return _insert
+    return lambda signal, tenant_id, request: insert_requests(signal, (tenant_id, request))
 
 
 def kv(key: str, value: str) -> KeyValue:

@@ -13,19 +13,11 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportM
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
-from ollystack.clickhouse import Backend, NativeBackend, get_backend
-from ollystack.clickhouse.migrate import apply_migrations
+from ollystack.clickhouse import Backend, NativeBackend
 from tenants import logic
 
 NS = 1_000_000_000
 BASE_NS = 1_700_000_000 * NS
-
-
-@pytest.fixture(scope="session")
-def clickhouse() -> Backend:
-    backend = get_backend()
-    apply_migrations(backend, log=lambda *_args: None)
-    return backend
 
 
 def closed_port() -> int:
