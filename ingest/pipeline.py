@@ -101,12 +101,6 @@ class _Lane:
     timer: asyncio.TimerHandle | None = None
     sealed: deque[_Segment] = field(default_factory=deque)
     inserting: list[_Segment] = field(default_factory=list)
-    idle: int = 0  # flusher tasks waiting for work
-
-    @property
-    def has_free_flusher(self) -> bool:
-        """A waiting flusher that no sealed segment is already queued for (they wake up later)."""
-        return self.idle > len(self.sealed)
 
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -207,7 +201,6 @@ class Pipeline:
                 asyncio.create_task(self._flush_loop(lane), name=f"ingest-flush-{lane.signal.value}-{n}")
                 for n in range(self.insert_concurrency)
             ]
-        await asyncio.sleep(0)  # let the flushers reach their wait, so they count as idle
         self._started = True
 
     async def stop(self) -> None:
@@ -271,7 +264,7 @@ class Pipeline:
         metrics.SPOOL_BYTES.labels(signal.value).inc(size)
         if segment.rows >= self.max_rows:
             segment.due = True
-        if segment.due and (lane.has_free_flusher or segment.rows >= self.max_rows * GROWTH_LIMIT):
+        if segment.due and (self._has_free_flusher(lane) or segment.rows >= self.max_rows * GROWTH_LIMIT):
             self._seal(lane)
 
     @staticmethod
@@ -295,11 +288,15 @@ class Pipeline:
         lane.timer = asyncio.get_running_loop().call_later(self.max_delay, self._due, lane, segment)
         return segment
 
+    def _has_free_flusher(self, lane: _Lane) -> bool:
+        """A flusher not inserting, with no sealed segment already waiting for it."""
+        return self.insert_concurrency - len(lane.inserting) > len(lane.sealed)
+
     def _due(self, lane: _Lane, segment: _Segment) -> None:
         """The batch delay has passed: insert now if a flusher is free, else as soon as one is."""
         lane.timer = None
         segment.due = True
-        if lane.open is segment and lane.has_free_flusher:
+        if lane.open is segment and self._has_free_flusher(lane):
             self._seal(lane)
 
     def _seal(self, lane: _Lane) -> None:
@@ -324,11 +321,7 @@ class Pipeline:
                 if self._stopping:
                     return
                 lane.wake.clear()
-                lane.idle += 1
-                try:
-                    await lane.wake.wait()
-                finally:
-                    lane.idle -= 1
+                await lane.wake.wait()
                 continue
             segment = lane.sealed.popleft()
             lane.inserting.append(segment)

@@ -76,10 +76,6 @@ class KeyBase(models.Model):
     def __str__(self) -> str:
         return f"{self.prefix}… ({self.name})" if self.name else f"{self.prefix}…"
 
-    @property
-    def is_revoked(self) -> bool:
-        return self.revoked_at is not None
-
 
 class IngestKey(KeyBase):
     """Sends OTLP data for a tenant (HTTP header or gRPC metadata ``Authorization: Bearer olly_ing_…``)."""

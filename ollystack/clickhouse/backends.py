@@ -137,21 +137,24 @@ def format_param(value: Any) -> str:
     return _literal(value)
 
 
-def segment_insert_sql(signal: Signal, source: str) -> list[str]:
-    """The INSERT statements for one segment, reading from ``source`` (a ``file()``/``format()`` call)."""
+def segment_insert_sql(signal: Signal, source: str) -> str:
+    """The INSERT for one segment, reading from ``source`` (a ``file()``/``format()`` call)."""
     from ollystack.clickhouse import ingest_sql
 
-    return ingest_sql.insert_statements(signal.value, source)
+    return ingest_sql.insert_statement(signal.value, source)
 
 
-def segment_settings(signal: Signal, dedup_token: str) -> dict[str, Any]:
-    row = otlp.ROWS[signal.value]
+def segment_settings(dedup_token: str, schema: Mapping[str, str]) -> dict[str, Any]:
+    """Settings of a segment INSERT; ``schema`` says where the engine finds the OTLP schema."""
+    return {**schema, "insert_deduplication_token": dedup_token, "max_insert_threads": 1}
+
+
+def schema_sent_along(signal: Signal) -> dict[str, str]:
+    """The OTLP schema travelling with the query (a server cannot read our files)."""
     return {
-        "format_schema": otlp.proto_schema(row),
+        "format_schema": otlp.proto_schema(otlp.ROWS[signal.value]),
         "format_schema_source": "string",
         "format_schema_message_name": "Row",
-        "insert_deduplication_token": dedup_token,
-        "max_insert_threads": 1,
     }
 
 
@@ -183,14 +186,14 @@ class EmbeddedBackend(Backend):
                 raise
             self._all.append(sess)
             self._sessions.put(sess)
-        self._schema_files = self._write_schema_files()
+        self._schemas = {sig: {"format_schema": f"{path}:Row"} for sig, path in self._write_schema_files()}
 
-    def _write_schema_files(self) -> dict[Signal, Path]:
+    def _write_schema_files(self) -> list[tuple[Signal, Path]]:
         """The OTLP schemas as files the engine reads by absolute path (a schema sent as a string would be
         cached by chdb under the process's working directory, and hashed again on every insert)."""
         directory = self.path / "format_schemas"
         directory.mkdir(exist_ok=True)
-        files = {}
+        files = []
         for signal in Signal:
             target = directory / f"otlp_{signal.value}.proto"
             text = otlp.proto_schema(otlp.ROWS[signal.value])
@@ -198,7 +201,7 @@ class EmbeddedBackend(Backend):
                 staging = target.with_suffix(f".tmp{os.getpid()}")
                 staging.write_text(text)
                 staging.replace(target)
-            files[signal] = target
+            files.append((signal, target))
         return files
 
     @contextmanager
@@ -235,25 +238,14 @@ class EmbeddedBackend(Backend):
 
     def insert_otlp_segment(self, signal: Signal, path: Path, dedup_token: str) -> int:
         source = f"file({_literal(str(Path(path).resolve()))}, 'Protobuf', {_literal(_structure(signal))})"
-        schema = {
-            "format_schema": f"{self._schema_files[signal]}:Row",
-            "format_schema_source": "file",
-            "format_schema_message_name": "",
-        }
-        written = 0
-        for index, statement in enumerate(segment_insert_sql(signal, source)):
-            settings = {**segment_settings(signal, f"{dedup_token}:{index}"), **schema}
-            result = self._run(statement, None, settings, "CSV")
-            written += int(result.rows_written())
-        return written
+        settings = segment_settings(dedup_token, self._schemas[signal])
+        return int(self._run(segment_insert_sql(signal, source), None, settings, "CSV").rows_written())
 
     def insert_otlp_segment_inline(self, signal: Signal, data: bytes, dedup_token: str) -> int:
-        """The server variant (segment sent inline through ``format()``), run on the embedded engine."""
-        written = 0
-        for index, statement in enumerate(segment_insert_sql(signal, inline_source(signal, data))):
-            settings = segment_settings(signal, f"{dedup_token}:{index}")
-            written += int(self._run(statement, None, settings, "CSV").rows_written())
-        return written
+        """The server variant (segment and schema sent with the query), run on the embedded engine."""
+        settings = segment_settings(dedup_token, schema_sent_along(signal))
+        sql = segment_insert_sql(signal, inline_source(signal, data))
+        return int(self._run(sql, None, settings, "CSV").rows_written())
 
     def close(self) -> None:
         with self._lock:
@@ -322,14 +314,9 @@ class NativeBackend(Backend):
         self._execute(sql, params, settings)
 
     def insert_otlp_segment(self, signal: Signal, path: Path, dedup_token: str) -> int:
-        source = inline_source(signal, Path(path).read_bytes())
-        written = 0
-        client = self._client()
-        for index, statement in enumerate(segment_insert_sql(signal, source)):
-            settings = segment_settings(signal, f"{dedup_token}:{index}")
-            self._execute(statement, None, settings)
-            written += int(client.last_query.progress.written_rows)
-        return written
+        sql = segment_insert_sql(signal, inline_source(signal, Path(path).read_bytes()))
+        self._execute(sql, None, segment_settings(dedup_token, schema_sent_along(signal)))
+        return int(self._client().last_query.progress.written_rows)
 
     def close(self) -> None:
         for client in self._clients:

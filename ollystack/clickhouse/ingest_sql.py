@@ -289,5 +289,6 @@ def _metrics(source: str) -> str:
 _BUILDERS = {"traces": _spans, "logs": _logs, "metrics": _metrics}
 
 
-def insert_statements(signal: str, source: str) -> list[str]:
-    return [_BUILDERS[signal](source)]
+def insert_statement(signal: str, source: str) -> str:
+    """The one INSERT that stores every record of a segment read from ``source``."""
+    return _BUILDERS[signal](source)

@@ -60,11 +60,6 @@ def select(table: str, tenant_id: str, columns: list[str] | tuple[str, ...]) -> 
     return Select(table, tuple(columns)).filter("tenant_id = {tenant_id:String}", tenant_id=tenant_id)
 
 
-def select_dangerous_no_tenant(table: str, columns: list[str] | tuple[str, ...]) -> Select:
-    """A SELECT across every tenant (maintenance only, never with user input)."""
-    return Select(table, tuple(columns))
-
-
 def time_range(query: Select, column: str, start_ns: int, end_ns: int) -> Select:
     """``start_ns <= column < end_ns``."""
     return query.filter(

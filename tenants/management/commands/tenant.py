@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -69,19 +70,7 @@ class Command(BaseCommand):
     def list(self, options: dict[str, Any]) -> None:
         tenants = logic.list_tenants()
         if options["json"]:
-            rows = [
-                {
-                    "tenant_id": t.tenant_id,
-                    "name": t.name,
-                    "display_name": t.display_name,
-                    "is_active": t.is_active,
-                    "created_at": t.created_at.isoformat(),
-                    "active_ingest_keys": t.active_ingest_keys,
-                    "active_api_keys": t.active_api_keys,
-                    "members": t.members,
-                }
-                for t in tenants
-            ]
+            rows = [{**asdict(t), "created_at": t.created_at.isoformat()} for t in tenants]
             self.stdout.write(json.dumps(rows))
             return
         if not tenants:
