@@ -2,7 +2,7 @@
 
 Several client processes send pre-built 1 000-record requests with many calls in flight. A record counts
 as ingested when the server reports it written to ClickHouse (self-metrics on the metrics port), so the
-figure is end to end: receive, validate, spool, batch, INSERT. Peak RSS of the server is sampled throughout.
+figure is end to end: receive, validate, WAL, batch, INSERT. Peak RSS of the server is sampled throughout.
 Output: a table on stdout and var/bench/ingest.json.
 """
 

@@ -2,10 +2,10 @@
 
 The three services are registered as generic handlers with identity (bytes) (de)serialisers: grpc hands
 over the request bytes untouched (after undoing ``grpc-encoding: gzip``), ``ingest.otlp`` validates them,
-and the same bytes go to the spool.
+and the same bytes go to the WAL.
 
 Status codes follow the OTLP specification: UNAUTHENTICATED for key problems, INVALID_ARGUMENT with a
-message for malformed payloads, UNAVAILABLE (spool full) and RESOURCE_EXHAUSTED (tenant throttled) with a
+message for malformed payloads, UNAVAILABLE (WAL full) and RESOURCE_EXHAUSTED (tenant throttled) with a
 ``google.rpc.RetryInfo`` in the status details so that exporters retry after the given delay. A message
 larger than ``OLLYSTACK_MAX_REQUEST_BYTES`` is refused by grpc itself with RESOURCE_EXHAUSTED and *no*
 RetryInfo, which OTLP exporters treat as not retryable — right for a request that will never fit.

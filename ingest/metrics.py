@@ -18,7 +18,7 @@ RECORDS_RECEIVED = Counter(
 )
 RECORDS_ACCEPTED = Counter(
     "ollystack_ingest_accepted_records",
-    "Records written to the spool and acknowledged to the sender.",
+    "Records written to the WAL and acknowledged to the sender.",
     ["tenant", "signal"],
     registry=REGISTRY,
 )
@@ -36,14 +36,14 @@ REQUESTS = Counter(
 )
 BATCH_ROWS = Histogram(
     "ollystack_ingest_batch_rows",
-    "Rows inserted into ClickHouse per spool segment.",
+    "Rows inserted into ClickHouse per WAL segment.",
     ["signal"],
     buckets=(1, 10, 100, 1_000, 5_000, 10_000, 20_000, 50_000, 100_000, 1_000_000),
     registry=REGISTRY,
 )
 INSERT_SECONDS = Histogram(
     "ollystack_ingest_insert_seconds",
-    "Time to insert one spool segment into ClickHouse.",
+    "Time to insert one WAL segment into ClickHouse.",
     ["signal"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
     registry=REGISTRY,
@@ -60,15 +60,15 @@ INSERT_ERRORS = Counter(
     ["signal"],
     registry=REGISTRY,
 )
-SPOOL_BYTES = Gauge(
-    "ollystack_ingest_spool_bytes",
-    "Bytes in spool segments not yet inserted into ClickHouse.",
+WAL_BYTES = Gauge(
+    "ollystack_ingest_wal_bytes",
+    "Bytes in WAL segments not yet inserted into ClickHouse.",
     ["signal"],
     registry=REGISTRY,
 )
-SPOOL_SEGMENTS = Gauge(
-    "ollystack_ingest_spool_segments",
-    "Sealed spool segments waiting for insert.",
+WAL_SEGMENTS = Gauge(
+    "ollystack_ingest_wal_segments",
+    "Sealed WAL segments waiting for insert.",
     ["signal"],
     registry=REGISTRY,
 )

@@ -2,7 +2,7 @@
 
 Python handles requests, not records (docs: DESIGN §3): a protobuf request is parsed with the upb classes
 only to prove it is a well-formed ``Export*ServiceRequest`` and to count its records with ``len()`` of the
-repeated fields; the bytes that go to the spool are the bytes that came in, and ClickHouse does the
+repeated fields; the bytes that go to the WAL are the bytes that came in, and ClickHouse does the
 per-record work.
 
 Span and trace id lengths are *not* checked here for protobuf requests: on a 1 000-span request that loop
@@ -88,7 +88,7 @@ SPECS: dict[Signal, SignalSpec] = {
 @dataclass(frozen=True)
 class DecodedRequest:
     signal: Signal
-    payload: bytes  # serialized Export*ServiceRequest, exactly what goes into the spool
+    payload: bytes  # serialized Export*ServiceRequest, exactly what goes into the WAL
     records: int  # spans, log records or metric data points
     rejected: int = 0  # records left out (OTLP partial success)
     message: str = ""  # why, for the partial success response

@@ -1,6 +1,6 @@
-"""One ingest pipeline for every receiver: spool to disk, acknowledge, insert into ClickHouse in batches.
+"""One ingest pipeline for every receiver: write-ahead log on disk, acknowledge, insert into ClickHouse in batches.
 
-Spool layout: ``<spool_dir>/<signal>/<time_ns>-<pid>-<random>.seg``. A segment is a concatenation of
+WAL layout: ``<wal_dir>/<signal>/<time_ns>-<pid>-<random>.seg``. A segment is a concatenation of
 rows as built by ``ollystack.clickhouse.otlp.frame`` (varint length + one export request + its tenant),
 which is exactly what ``Backend.insert_otlp_segment`` feeds to ClickHouse's ``FORMAT Protobuf``.
 
@@ -21,9 +21,9 @@ which is exactly what ``Backend.insert_otlp_segment`` feeds to ClickHouse's ``FO
 - A failed insert keeps the segment at the head of the queue and retries with exponential backoff.
 - On start, segments left by a previous run are inserted first, in name (= creation) order; a torn last
   frame of a segment written during a crash is truncated first (walking the per-request varint lengths).
-- The spool is bounded (``SPOOL_MAX_BYTES``, 1 GiB, a module constant until it becomes a setting). When
+- The WAL is bounded (``OLLYSTACK_WAL_MAX_BYTES``, default 1 GiB). When
   it is full ``submit`` raises ``Backpressure`` (gRPC UNAVAILABLE / HTTP 503 with a retry delay); a tenant
-  holding more than ``TENANT_SPOOL_SHARE`` of it gets ``Throttled`` (RESOURCE_EXHAUSTED / 429) so that
+  holding more than ``TENANT_WAL_SHARE`` of it gets ``Throttled`` (RESOURCE_EXHAUSTED / 429) so that
   one tenant cannot starve the others while ClickHouse is slow or down.
 - ``stop`` seals every open segment and flushes the queue; if ClickHouse fails at that point, the
   remaining segments stay on disk for the next start.
@@ -48,8 +48,8 @@ from ollystack.clickhouse import Signal
 
 log = logging.getLogger(__name__)
 
-SPOOL_MAX_BYTES = 1 << 30
-TENANT_SPOOL_SHARE = 0.5
+WAL_MAX_BYTES = 1 << 30
+TENANT_WAL_SHARE = 0.5
 SEGMENT_SUFFIX = ".seg"
 RETRY_INITIAL_SECONDS = 0.5
 RETRY_MAX_SECONDS = 30.0
@@ -71,7 +71,7 @@ class Retryable(Exception):
 
 
 class Backpressure(Retryable):
-    """The spool is full or unavailable (ClickHouse behind): gRPC UNAVAILABLE, HTTP 503."""
+    """The WAL is full or unavailable (ClickHouse behind): gRPC UNAVAILABLE, HTTP 503."""
 
     reason = "backpressure"
 
@@ -130,20 +130,20 @@ def valid_prefix_length(data: bytes) -> int:
 class Pipeline:
     def __init__(
         self,
-        spool_dir: Path,
+        wal_dir: Path,
         *,
         max_rows: int,
         max_delay_ms: int,
         backend: Any = None,
-        max_spool_bytes: int = SPOOL_MAX_BYTES,
-        tenant_share: float = TENANT_SPOOL_SHARE,
+        max_wal_bytes: int = WAL_MAX_BYTES,
+        tenant_share: float = TENANT_WAL_SHARE,
         frame: Callable[[str, bytes], bytes] | None = None,
         insert_concurrency: int = INSERT_CONCURRENCY,
     ) -> None:
-        self.spool_dir = Path(spool_dir)
+        self.wal_dir = Path(wal_dir)
         self.max_rows = max_rows
         self.max_delay = max_delay_ms / 1000
-        self.max_spool_bytes = max_spool_bytes
+        self.max_wal_bytes = max_wal_bytes
         self.tenant_share = tenant_share
         self.insert_concurrency = max(1, insert_concurrency)
         self._backend = backend
@@ -153,7 +153,7 @@ class Pipeline:
             frame = storage_frame
         self._frame = frame
         self._lanes: dict[Signal, _Lane] = {}
-        self._spool_bytes = 0
+        self._wal_bytes = 0
         self._tenant_bytes: dict[str, int] = {}
         self._last_name_ns = 0
         self._started = False
@@ -170,15 +170,16 @@ class Pipeline:
         from django.conf import settings
 
         return cls(
-            Path(settings.OLLYSTACK_SPOOL_DIR),
+            Path(settings.OLLYSTACK_WAL_DIR),
             max_rows=settings.OLLYSTACK_BATCH_MAX_ROWS,
             max_delay_ms=settings.OLLYSTACK_BATCH_MAX_DELAY_MS,
+            max_wal_bytes=settings.OLLYSTACK_WAL_MAX_BYTES,
             backend=backend,
         )
 
     @property
-    def spool_bytes(self) -> int:
-        return self._spool_bytes
+    def wal_bytes(self) -> int:
+        return self._wal_bytes
 
     # --- lifecycle --------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -186,15 +187,15 @@ class Pipeline:
         self._stop_event = asyncio.Event()
         self._stopping = False
         for signal in Signal:
-            lane = _Lane(signal, self.spool_dir / signal.value)
+            lane = _Lane(signal, self.wal_dir / signal.value)
             self._lanes[signal] = lane
             leftovers = await asyncio.to_thread(self._recover, lane.directory)
             for segment in leftovers:
                 lane.sealed.append(segment)
-                self._spool_bytes += segment.size
+                self._wal_bytes += segment.size
             self.recovered_segments += len(leftovers)
             if leftovers:
-                log.info("spool replay signal=%s segments=%d", signal.value, len(leftovers))
+                log.info("WAL replay signal=%s segments=%d", signal.value, len(leftovers))
             self._update_gauges(lane)
         for lane in self._lanes.values():
             lane.tasks = [
@@ -204,7 +205,7 @@ class Pipeline:
         self._started = True
 
     async def stop(self) -> None:
-        """Seal every open segment and insert everything that is spooled, then return."""
+        """Seal every open segment and insert everything that is in the WAL, then return."""
         if not self._started:
             return
         self._stopping = True
@@ -218,30 +219,30 @@ class Pipeline:
         left = sum(len(lane.sealed) for lane in self._lanes.values())
         if left:
             log.warning(
-                "spool not empty at stop segments=%d bytes=%d; they are inserted at the next start",
+                "WAL not empty at stop segments=%d bytes=%d; they are inserted at the next start",
                 left,
-                self._spool_bytes,
+                self._wal_bytes,
             )
 
     # --- hot path -----------------------------------------------------------------------------------
     async def submit(self, signal: Signal, principal: Any, request_bytes: bytes, record_count: int) -> None:
-        """Append one request to the spool; returns once it is written (the caller then acknowledges)."""
+        """Append one request to the WAL; returns once it is written (the caller then acknowledges)."""
         if not self._started or self._stopping:
             raise Backpressure("the ingest pipeline is shutting down; retry shortly", retry_after=5)
         tenant_id: str = principal.tenant_id
         data = self._frame(tenant_id, request_bytes)
         size = len(data)
-        if self._spool_bytes + size > self.max_spool_bytes:
+        if self._wal_bytes + size > self.max_wal_bytes:
             raise Backpressure(
-                f"ingest spool is full ({self._spool_bytes} of {self.max_spool_bytes} bytes): "
+                f"ingest WAL is full ({self._wal_bytes} of {self.max_wal_bytes} bytes): "
                 "storage is behind or unavailable; retry later",
                 retry_after=self._retry_after(),
             )
         tenant_bytes = self._tenant_bytes.get(tenant_id, 0)
-        if tenant_bytes + size > self.max_spool_bytes * self.tenant_share:
+        if tenant_bytes + size > self.max_wal_bytes * self.tenant_share:
             raise Throttled(
                 f"tenant {principal.tenant_name} has {tenant_bytes} bytes waiting for storage, "
-                "its share of the ingest spool; slow down and retry later",
+                "its share of the ingest WAL; slow down and retry later",
                 retry_after=self._retry_after(),
             )
         lane = self._lanes[signal]
@@ -252,16 +253,16 @@ class Pipeline:
         except OSError as exc:
             with contextlib.suppress(OSError):
                 os.ftruncate(segment.fd, segment.size)
-            log.error("spool write failed signal=%s error=%s", signal.value, exc.strerror)
-            raise Backpressure(f"ingest spool cannot be written ({exc.strerror}); retry later", 10) from None
+            log.error("WAL write failed signal=%s error=%s", signal.value, exc.strerror)
+            raise Backpressure(f"ingest WAL cannot be written ({exc.strerror}); retry later", 10) from None
         segment.size += size
         segment.rows += record_count
         segment.tenant_bytes[tenant_id] = segment.tenant_bytes.get(tenant_id, 0) + size
         tenant_name: str = principal.tenant_name
         segment.tenant_rows[tenant_name] = segment.tenant_rows.get(tenant_name, 0) + record_count
         self._tenant_bytes[tenant_id] = tenant_bytes + size
-        self._spool_bytes += size
-        metrics.SPOOL_BYTES.labels(signal.value).inc(size)
+        self._wal_bytes += size
+        metrics.WAL_BYTES.labels(signal.value).inc(size)
         if segment.rows >= self.max_rows:
             segment.due = True
         if segment.due and (self._has_free_flusher(lane) or segment.rows >= self.max_rows * GROWTH_LIMIT):
@@ -395,7 +396,7 @@ class Pipeline:
         return rows
 
     def _release(self, lane: _Lane, segment: _Segment) -> None:
-        self._spool_bytes -= segment.size
+        self._wal_bytes -= segment.size
         for tenant_id, size in segment.tenant_bytes.items():
             remaining = self._tenant_bytes.get(tenant_id, 0) - size
             if remaining > 0:
@@ -405,8 +406,8 @@ class Pipeline:
         self._update_gauges(lane)
 
     def _update_gauges(self, lane: _Lane) -> None:
-        metrics.SPOOL_SEGMENTS.labels(lane.signal.value).set(len(lane.sealed) + len(lane.inserting))
-        metrics.SPOOL_BYTES.labels(lane.signal.value).set(
+        metrics.WAL_SEGMENTS.labels(lane.signal.value).set(len(lane.sealed) + len(lane.inserting))
+        metrics.WAL_BYTES.labels(lane.signal.value).set(
             sum(s.size for s in (*lane.sealed, *lane.inserting)) + (lane.open.size if lane.open else 0)
         )
 
@@ -422,7 +423,7 @@ class Pipeline:
             valid = valid_prefix_length(data)
             if valid < len(data):
                 log.warning(
-                    "spool segment had a torn last frame segment=%s kept_bytes=%d dropped_bytes=%d",
+                    "WAL segment had a torn last frame segment=%s kept_bytes=%d dropped_bytes=%d",
                     path.name,
                     valid,
                     len(data) - valid,

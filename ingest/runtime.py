@@ -96,7 +96,7 @@ class IngestRuntime:
 
     def request_stop(self) -> None:
         if self.stop_event.is_set():
-            log.info("already stopping; waiting for the spool to drain")
+            log.info("already stopping; waiting for the WAL to drain")
         self.stop_event.set()
 
     def install_signal_handlers(self) -> None:
@@ -179,7 +179,7 @@ class IngestRuntime:
             ) from None
 
     async def _shutdown(self, tasks: list[asyncio.Task[None]]) -> None:
-        log.info("stopping: no new requests, draining the spool")
+        log.info("stopping: no new requests, draining the WAL")
         for server in self._uvicorn:
             server.should_exit = True
         if self._grpc is not None:
@@ -193,7 +193,7 @@ class IngestRuntime:
 
             backend = get_backend()
         await asyncio.to_thread(backend.close)
-        log.info("stopped spool_bytes=%d", self.pipeline.spool_bytes)
+        log.info("stopped wal_bytes=%d", self.pipeline.wal_bytes)
 
 
 def run_process(stderr: Any, web_app: Any = None, backend: Any = None) -> None:

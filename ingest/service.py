@@ -1,6 +1,6 @@
 """What every OTLP receiver does with a request, independent of the transport.
 
-authenticate (ingest key → tenant) → decompress → decode and count → spool (``Pipeline.submit``). The
+authenticate (ingest key → tenant) → decompress → decode and count → WAL (``Pipeline.submit``). The
 gRPC and HTTP receivers only translate their input to these calls and the exceptions to status codes.
 """
 

@@ -101,11 +101,13 @@ OLLYSTACK_OTLP_GRPC_PORT = env_int("OLLYSTACK_OTLP_GRPC_PORT", 4317)
 OLLYSTACK_OTLP_HTTP_PORT = env_int("OLLYSTACK_OTLP_HTTP_PORT", 4318)
 OLLYSTACK_METRICS_PORT = env_int("OLLYSTACK_METRICS_PORT", 8888)
 
-# Ingest: largest accepted request (after decompression), batch size and delay, spool location.
+# Ingest: largest accepted request (after decompression), batch size and delay, WAL location.
 OLLYSTACK_MAX_REQUEST_BYTES = env_int("OLLYSTACK_MAX_REQUEST_BYTES", 16 * 1024 * 1024)
 OLLYSTACK_BATCH_MAX_ROWS = env_int("OLLYSTACK_BATCH_MAX_ROWS", 10_000)
 OLLYSTACK_BATCH_MAX_DELAY_MS = env_int("OLLYSTACK_BATCH_MAX_DELAY_MS", 200)
-OLLYSTACK_SPOOL_DIR = VAR_DIR / "spool"
+OLLYSTACK_WAL_DIR = Path(env_str("OLLYSTACK_WAL_DIR", str(VAR_DIR / "wal")))
+# Bytes of acknowledged data waiting for ClickHouse before ingest answers UNAVAILABLE / 503.
+OLLYSTACK_WAL_MAX_BYTES = env_int("OLLYSTACK_WAL_MAX_BYTES", 1 << 30)
 # How often the ingest path reloads tenants and keys from the Django database.
 OLLYSTACK_KEY_REFRESH_SECONDS = env_int("OLLYSTACK_KEY_REFRESH_SECONDS", 5)
 

@@ -56,7 +56,7 @@ def env_list(name: str, default: list[str]) -> list[str]:
 
 
 def var_dir() -> Path:
-    """Where the embedded profile keeps its state (chdb data, SQLite, spool, bootstrap secrets)."""
+    """Where the embedded profile keeps its state (chdb data, SQLite, WAL, bootstrap secrets)."""
     base = Path(__file__).resolve().parent.parent.parent
     path = Path(env_str("OLLYSTACK_VAR_DIR", str(base / "var"))).resolve()
     return path

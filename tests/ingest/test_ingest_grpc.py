@@ -31,7 +31,7 @@ def serve(tmp_path: Path, backend: Backend, scenario: Scenario, **pipeline_optio
     keys = KeyCache(refresh_seconds=60)
     assert keys.refresh()
     options = {"max_rows": 10_000, "max_delay_ms": 20, **pipeline_options}
-    pipeline = Pipeline(tmp_path / "spool", backend=backend, **options)
+    pipeline = Pipeline(tmp_path / "wal", backend=backend, **options)
 
     async def main() -> None:
         await pipeline.start()
@@ -133,18 +133,18 @@ def test_backpressure_is_unavailable_with_retry_info(
             await traces.Export(request, metadata=bearer(key))
         assert full.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED  # still this tenant's share first
 
-    serve(tmp_path, unreachable_clickhouse, scenario, max_spool_bytes=2 * size + size // 2)
+    serve(tmp_path, unreachable_clickhouse, scenario, max_wal_bytes=2 * size + size // 2)
 
     async def full_scenario(channel: grpc.aio.Channel) -> None:
         traces = trace_service_pb2_grpc.TraceServiceStub(channel)
         with pytest.raises(grpc.aio.AioRpcError) as full:
             await traces.Export(request, metadata=bearer(key))
         assert full.value.code() == grpc.StatusCode.UNAVAILABLE
-        assert full.value.details().startswith("ingest spool is full")
+        assert full.value.details().startswith("ingest WAL is full")
         assert retry_delay(full.value) >= 1
 
-    # the segment of the first run is still spooled (ClickHouse unreachable): the spool is now full
-    serve(tmp_path, unreachable_clickhouse, full_scenario, max_spool_bytes=size + size // 2)
+    # the segment of the first run is still in the WAL (ClickHouse unreachable): the WAL is now full
+    serve(tmp_path, unreachable_clickhouse, full_scenario, max_wal_bytes=size + size // 2)
 
 
 def retry_delay(error: grpc.aio.AioRpcError) -> float:

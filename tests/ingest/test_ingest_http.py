@@ -82,7 +82,7 @@ def serve(tmp_path: Path, backend: Backend, scenario: Scenario, **pipeline_optio
     keys = KeyCache(refresh_seconds=60)
     assert keys.refresh()
     options = {"max_rows": 10_000, "max_delay_ms": 20, **pipeline_options}
-    pipeline = Pipeline(tmp_path / "spool", backend=backend, **options)
+    pipeline = Pipeline(tmp_path / "wal", backend=backend, **options)
     app = OtlpHttpApp(IngestService(keys, pipeline, MAX), MAX)
 
     async def main() -> None:
@@ -238,6 +238,6 @@ def test_retryable_errors_carry_retry_after(
         assert full.status == 503
         assert int(full.headers["retry-after"]) >= 1
         assert full.status_message().code == 14  # UNAVAILABLE
-        assert full.status_message().message.startswith("ingest spool is full")
+        assert full.status_message().message.startswith("ingest WAL is full")
 
-    serve(tmp_path, unreachable_clickhouse, scenario, max_spool_bytes=2 * size + size // 2)
+    serve(tmp_path, unreachable_clickhouse, scenario, max_wal_bytes=2 * size + size // 2)

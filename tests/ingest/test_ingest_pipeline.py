@@ -1,4 +1,4 @@
-"""The spool pipeline against the real embedded ClickHouse (and a real backend that cannot insert)."""
+"""The WAL pipeline against the real embedded ClickHouse (and a real backend that cannot insert)."""
 
 from __future__ import annotations
 
@@ -33,15 +33,15 @@ def stored(backend: Backend, signal: Signal, tenant: IngestPrincipal) -> int:
     return int(result.rows[0][0])
 
 
-def segments(spool: Path, signal: Signal = Signal.TRACES) -> list[Path]:
-    return sorted((spool / signal.value).glob("*.seg"))
+def segments(wal_dir: Path, signal: Signal = Signal.TRACES) -> list[Path]:
+    return sorted((wal_dir / signal.value).glob("*.seg"))
 
 
 def run(
-    spool: Path, backend: Backend, body: Callable[[Pipeline], Awaitable[Any]], **options: Any
+    wal_dir: Path, backend: Backend, body: Callable[[Pipeline], Awaitable[Any]], **options: Any
 ) -> Pipeline:
     options = {"max_rows": 10_000, "max_delay_ms": 60_000, **options}
-    pipeline = Pipeline(spool, backend=backend, **options)
+    pipeline = Pipeline(wal_dir, backend=backend, **options)
 
     async def main() -> None:
         await pipeline.start()
@@ -82,7 +82,7 @@ def test_segments_are_sealed_by_rows(tmp_path: Path, clickhouse: Backend) -> Non
     assert pipeline.inserted_segments == 2  # stop sealed and flushed the last one
     assert stored(clickhouse, Signal.TRACES, tenant) == 8
     assert segments(tmp_path) == []
-    assert pipeline.spool_bytes == 0
+    assert pipeline.wal_bytes == 0
 
 
 def test_segments_are_sealed_by_time(tmp_path: Path, clickhouse: Backend) -> None:
@@ -159,7 +159,7 @@ def test_failed_insert_keeps_the_segment_and_retries(
         assert len(segments(tmp_path)) == 1
 
     failing = run(tmp_path, unreachable_clickhouse, body_fn, max_delay_ms=20)
-    assert failing.spool_bytes > 0
+    assert failing.wal_bytes > 0
     assert len(segments(tmp_path)) == 1  # still there after stop: the next start inserts it
 
     async def nothing(pipeline: Pipeline) -> None:
@@ -171,7 +171,7 @@ def test_failed_insert_keeps_the_segment_and_retries(
     assert segments(tmp_path) == []
 
 
-def test_full_spool_answers_backpressure_and_one_tenant_is_throttled(
+def test_full_wal_answers_backpressure_and_one_tenant_is_throttled(
     tmp_path: Path, unreachable_clickhouse: Backend
 ) -> None:
     noisy, quiet = principal("noisy"), principal("quiet")
@@ -186,11 +186,11 @@ def test_full_spool_answers_backpressure_and_one_tenant_is_throttled(
         assert throttled.value.retry_after >= 1
         await pipeline.submit(Signal.LOGS, quiet, body, 1)
         await pipeline.submit(Signal.LOGS, quiet, body, 1)
-        with pytest.raises(Backpressure, match=r"^ingest spool is full \(\d+ of \d+ bytes\)") as full:
+        with pytest.raises(Backpressure, match=r"^ingest WAL is full \(\d+ of \d+ bytes\)") as full:
             await pipeline.submit(Signal.METRICS, principal("third"), body, 1)
         assert full.value.retry_after >= 1
 
-    run(tmp_path, unreachable_clickhouse, body_fn, max_spool_bytes=4 * size + 10, max_delay_ms=10)
+    run(tmp_path, unreachable_clickhouse, body_fn, max_wal_bytes=4 * size + 10, max_delay_ms=10)
 
 
 def test_submit_after_stop_is_refused(tmp_path: Path, clickhouse: Backend) -> None:

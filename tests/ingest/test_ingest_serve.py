@@ -76,8 +76,8 @@ def test_serve_lifecycle(tmp_path: Path) -> None:
         )
         with urllib.request.urlopen(request, timeout=10) as response:
             assert response.status == 200
-        spool = tmp_path / "var" / "spool" / "traces"
-        assert len(list(spool.glob("*.seg"))) == 1
+        wal_dir = tmp_path / "var" / "wal" / "traces"
+        assert len(list(wal_dir.glob("*.seg"))) == 1
 
         busy = subprocess.run(
             SERVE,
@@ -94,8 +94,8 @@ def test_serve_lifecycle(tmp_path: Path) -> None:
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0
-    assert list(spool.glob("*.seg")) == []  # flushed into ClickHouse on the way out
-    assert "stopped spool_bytes=0" in log.read_text()
+    assert list(wal_dir.glob("*.seg")) == []  # flushed into ClickHouse on the way out
+    assert "stopped wal_bytes=0" in log.read_text()
 
     again = tmp_path / "second.log"
     proc = start(env, again)

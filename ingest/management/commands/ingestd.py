@@ -1,4 +1,4 @@
-"""``python manage.py ingestd``: the OTLP receivers, the spool pipeline and self-metrics, without the web app.
+"""``python manage.py ingestd``: the OTLP receivers, the WAL pipeline and self-metrics, without the web app.
 
 The production profile runs it next to the web processes (ClickHouse server, PostgreSQL for keys); the
 schemas are expected to be migrated already (``migrate``, ``migrate_clickhouse``).
