@@ -6,7 +6,11 @@ whatever else registers in the default one.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_asgi_app
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -73,4 +77,59 @@ WAL_SEGMENTS = Gauge(
     registry=REGISTRY,
 )
 
+RECORDS_SAMPLED_OUT = Counter(
+    "ollystack_ingest_sampled_out_records",
+    "Spans accepted but not stored because trace sampling dropped them (the kept ones carry their weight).",
+    ["tenant", "signal"],
+    registry=REGISTRY,
+)
+WAL_QUARANTINED = Counter(
+    "ollystack_ingest_wal_quarantined_segments",
+    "WAL segments moved to quarantine/ because ClickHouse refused them repeatedly while reachable.",
+    ["signal"],
+    registry=REGISTRY,
+)
+
+
+class _WalAge(Collector):
+    """Age of the oldest record waiting in the WAL, computed when scraped."""
+
+    def __init__(self) -> None:
+        self.source: Callable[[], dict[str, float]] | None = None
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "ollystack_ingest_wal_oldest_age_seconds",
+            "Seconds since the oldest record still waiting in the WAL was acknowledged (0 when empty).",
+            labels=["signal"],
+        )
+        for signal, age in (self.source() if self.source else {}).items():
+            family.add_metric([signal], age)
+        yield family
+
+
+WAL_AGE = _WalAge()
+REGISTRY.register(WAL_AGE)
+
 asgi_app = make_asgi_app(registry=REGISTRY)
+
+# --- quotas (ingest.quotas) ------------------------------------------------------------------------
+USAGE_TODAY_RECORDS = Gauge(
+    "ollystack_ingest_usage_today_records",
+    "Records counted against the tenant's daily cap today (UTC), as of this process's last request of the "
+    "tenant. With the Redis store every replica reports the shared total: aggregate with max, not sum.",
+    ["tenant"],
+    registry=REGISTRY,
+)
+USAGE_TODAY_BYTES = Gauge(
+    "ollystack_ingest_usage_today_bytes",
+    "Uncompressed OTLP bytes counted against the tenant's daily cap today (UTC); see the records gauge.",
+    ["tenant"],
+    registry=REGISTRY,
+)
+QUOTA_STORE_ERRORS = Counter(
+    "ollystack_ingest_quota_store_errors",
+    "Requests admitted without a quota decision because the quota store failed (quotas fail open).",
+    ["store"],
+    registry=REGISTRY,
+)

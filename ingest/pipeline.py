@@ -1,8 +1,10 @@
-"""One ingest pipeline for every receiver: write-ahead log on disk, acknowledge, insert into ClickHouse in batches.
+"""One ingest pipeline for every receiver: write-ahead log (WAL) on disk, acknowledge, insert in batches.
 
 WAL layout: ``<wal_dir>/<signal>/<time_ns>-<pid>-<random>.seg``. A segment is a concatenation of
-rows as built by ``ollystack.clickhouse.otlp.frame`` (varint length + one export request + its tenant),
-which is exactly what ``Backend.insert_otlp_segment`` feeds to ClickHouse's ``FORMAT Protobuf``.
+rows as built by ``ollystack.clickhouse.otlp.frame`` (varint length + one export request + its tenant and,
+for traces of a sampled tenant, its sampling threshold), which is exactly what
+``Backend.insert_otlp_segment`` feeds to ClickHouse's ``FORMAT Protobuf``. Trace sampling happens inside
+that INSERT (see ``ollystack.clickhouse.ingest_sql``): Python never touches single records.
 
 - ``submit`` appends one frame with one ``os.write`` to the open segment of its signal and returns; the
   request is acknowledged once that write returned, so it survives a crash of this process (the bytes
@@ -18,13 +20,15 @@ which is exactly what ``Backend.insert_otlp_segment`` feeds to ClickHouse's ``FO
   worker threads; ClickHouse parses one segment on one core, so two keep both cores busy) with the
   segment's file name as the insert deduplication token, and delete the file after a successful insert.
   A replay after a crash between insert and delete is therefore dropped by ClickHouse, not stored twice.
-- A failed insert keeps the segment at the head of the queue and retries with exponential backoff.
+- A failed insert keeps the segment at the head of the queue and retries with exponential backoff. A
+  segment refused ``QUARANTINE_AFTER`` times in a row while ClickHouse answers pings is corrupt: it is
+  moved to ``<wal_dir>/quarantine/<signal>/``, logged and counted, and the segments behind it go on.
 - On start, segments left by a previous run are inserted first, in name (= creation) order; a torn last
   frame of a segment written during a crash is truncated first (walking the per-request varint lengths).
-- The WAL is bounded (``OLLYSTACK_WAL_MAX_BYTES``, default 1 GiB). When
-  it is full ``submit`` raises ``Backpressure`` (gRPC UNAVAILABLE / HTTP 503 with a retry delay); a tenant
-  holding more than ``TENANT_WAL_SHARE`` of it gets ``Throttled`` (RESOURCE_EXHAUSTED / 429) so that
-  one tenant cannot starve the others while ClickHouse is slow or down.
+- The WAL is bounded (``OLLYSTACK_WAL_MAX_BYTES``, default 1 GiB). When it is full ``submit`` raises
+  ``Backpressure`` (gRPC UNAVAILABLE / HTTP 503 with a retry delay); a tenant holding more than
+  ``TENANT_WAL_SHARE`` of it gets ``Throttled`` (RESOURCE_EXHAUSTED / 429) so that one tenant
+  cannot starve the others while ClickHouse is slow or down.
 - ``stop`` seals every open segment and flushes the queue; if ClickHouse fails at that point, the
   remaining segments stay on disk for the next start.
 """
@@ -38,13 +42,13 @@ import os
 import secrets
 import time
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ingest import metrics
 from ollystack.clickhouse import Signal
+from ollystack.clickhouse.otlp import frame, sample_threshold
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +59,9 @@ RETRY_INITIAL_SECONDS = 0.5
 RETRY_MAX_SECONDS = 30.0
 # Segments of one signal inserted at the same time: ClickHouse parses one segment on one core.
 INSERT_CONCURRENCY = 2
+# A segment refused this many times in a row while ClickHouse answers pings is corrupt: it is quarantined.
+QUARANTINE_AFTER = 3
+QUARANTINE_DIR = "quarantine"
 # While every flusher is busy a due segment keeps growing, up to this many times the batch size: under load
 # inserts get bigger, which amortises the engine's fixed cost per INSERT (≈40 ms measured, mostly planning).
 GROWTH_LIMIT = 10
@@ -89,8 +96,19 @@ class _Segment:
     rows: int = 0
     fd: int | None = None  # open until the flusher has fsynced it
     tenant_bytes: dict[str, int] = field(default_factory=dict)
-    tenant_rows: dict[str, int] = field(default_factory=dict)  # by tenant name, for self-metrics
+    tenant_rows: dict[str, int] = field(default_factory=dict)  # by tenant id, for self-metrics
+    tenant_names: dict[str, str] = field(default_factory=dict)
+    sampled: bool = False  # holds traces of a tenant with sampling on
     due: bool = False  # reached the batch size or delay; sealed as soon as a flusher is free
+    failures: int = 0  # consecutive failed inserts
+
+    @property
+    def created(self) -> float:
+        """Wall-clock time of the first write (segment names start with it, in ns)."""
+        try:
+            return int(self.path.name.split("-", 1)[0]) / 1e9
+        except ValueError:
+            return self.path.stat().st_mtime
 
 
 @dataclass
@@ -137,7 +155,6 @@ class Pipeline:
         backend: Any = None,
         max_wal_bytes: int = WAL_MAX_BYTES,
         tenant_share: float = TENANT_WAL_SHARE,
-        frame: Callable[[str, bytes], bytes] | None = None,
         insert_concurrency: int = INSERT_CONCURRENCY,
     ) -> None:
         self.wal_dir = Path(wal_dir)
@@ -147,11 +164,6 @@ class Pipeline:
         self.tenant_share = tenant_share
         self.insert_concurrency = max(1, insert_concurrency)
         self._backend = backend
-        if frame is None:
-            from ollystack.clickhouse.otlp import frame as storage_frame
-
-            frame = storage_frame
-        self._frame = frame
         self._lanes: dict[Signal, _Lane] = {}
         self._wal_bytes = 0
         self._tenant_bytes: dict[str, int] = {}
@@ -181,6 +193,15 @@ class Pipeline:
     def wal_bytes(self) -> int:
         return self._wal_bytes
 
+    def oldest_age(self) -> dict[str, float]:
+        """Per signal, seconds since the oldest segment still in the WAL was started."""
+        now = time.time()
+        ages = {}
+        for signal, lane in self._lanes.items():
+            waiting = [*lane.inserting, *lane.sealed, *([lane.open] if lane.open else [])]
+            ages[signal.value] = max((now - s.created for s in waiting), default=0.0)
+        return ages
+
     # --- lifecycle --------------------------------------------------------------------------------
     async def start(self) -> None:
         """Queue segments left by a previous run (they go first), then start one flusher per signal."""
@@ -189,7 +210,7 @@ class Pipeline:
         for signal in Signal:
             lane = _Lane(signal, self.wal_dir / signal.value)
             self._lanes[signal] = lane
-            leftovers = await asyncio.to_thread(self._recover, lane.directory)
+            leftovers = await asyncio.to_thread(self._recover, signal, lane.directory)
             for segment in leftovers:
                 lane.sealed.append(segment)
                 self._wal_bytes += segment.size
@@ -202,6 +223,7 @@ class Pipeline:
                 asyncio.create_task(self._flush_loop(lane), name=f"ingest-flush-{lane.signal.value}-{n}")
                 for n in range(self.insert_concurrency)
             ]
+        metrics.WAL_AGE.source = self.oldest_age
         self._started = True
 
     async def stop(self) -> None:
@@ -230,7 +252,12 @@ class Pipeline:
         if not self._started or self._stopping:
             raise Backpressure("the ingest pipeline is shutting down; retry shortly", retry_after=5)
         tenant_id: str = principal.tenant_id
-        data = self._frame(tenant_id, request_bytes)
+        threshold = slow_ns = 0
+        if signal is Signal.TRACES:
+            policy = principal.policy
+            threshold = sample_threshold(policy.trace_sample_rate)
+            slow_ns = policy.trace_slow_threshold_ms * 1_000_000
+        data = frame(tenant_id, request_bytes, threshold, slow_ns)
         size = len(data)
         if self._wal_bytes + size > self.max_wal_bytes:
             raise Backpressure(
@@ -258,8 +285,9 @@ class Pipeline:
         segment.size += size
         segment.rows += record_count
         segment.tenant_bytes[tenant_id] = segment.tenant_bytes.get(tenant_id, 0) + size
-        tenant_name: str = principal.tenant_name
-        segment.tenant_rows[tenant_name] = segment.tenant_rows.get(tenant_name, 0) + record_count
+        segment.tenant_rows[tenant_id] = segment.tenant_rows.get(tenant_id, 0) + record_count
+        segment.tenant_names[tenant_id] = principal.tenant_name
+        segment.sampled = segment.sampled or threshold > 0
         self._tenant_bytes[tenant_id] = tenant_bytes + size
         self._wal_bytes += size
         metrics.WAL_BYTES.labels(signal.value).inc(size)
@@ -328,12 +356,17 @@ class Pipeline:
             lane.inserting.append(segment)
             started = time.perf_counter()
             try:
-                rows = await asyncio.to_thread(self._insert, lane.signal, segment)
+                rows, sampled_out = await asyncio.to_thread(self._insert, lane.signal, segment)
             except Exception as exc:
                 lane.inserting.remove(segment)
-                lane.sealed.appendleft(segment)
                 self.insert_errors += 1
+                segment.failures += 1
                 metrics.INSERT_ERRORS.labels(lane.signal.value).inc()
+                if segment.failures >= QUARANTINE_AFTER and await asyncio.to_thread(self._engine_reachable):
+                    await asyncio.to_thread(self._quarantine, lane.signal, segment, str(exc))
+                    self._release(lane, segment)
+                    continue
+                lane.sealed.appendleft(segment)
                 log.warning(
                     "segment insert failed signal=%s segment=%s retry_in=%.1fs error=%s",
                     lane.signal.value,
@@ -350,17 +383,24 @@ class Pipeline:
             lane.inserting.remove(segment)
             metrics.INSERT_SECONDS.labels(lane.signal.value).observe(time.perf_counter() - started)
             metrics.BATCH_ROWS.labels(lane.signal.value).observe(rows)
-            self._count_written(lane.signal, segment, rows)
+            self._count_written(lane.signal, segment, rows, sampled_out)
             self._release(lane, segment)
             self.inserted_segments += 1
             self.inserted_rows += rows
 
     @staticmethod
-    def _count_written(signal: Signal, segment: _Segment, rows: int) -> None:
-        """Self-metrics for an inserted segment. Storage drops records it cannot store (e.g. a span whose
+    def _count_written(signal: Signal, segment: _Segment, rows: int, sampled_out: dict[str, int]) -> None:
+        """Self-metrics for an inserted segment. Sampling drops spans inside the INSERT (counted per tenant
+        by a second query over the segment). Storage also drops records it cannot store (e.g. a span whose
         trace id is not 16 bytes; checking that per span in Python would cost ~30 % of ingest), so fewer
-        rows than records means some were rejected there; they cannot be attributed to a tenant."""
-        dropped = segment.rows - rows if segment.tenant_rows else 0
+        rows than expected means some were rejected there; they cannot be attributed to a tenant."""
+        names = segment.tenant_names
+        for tenant_id, count in sampled_out.items():
+            metrics.RECORDS_SAMPLED_OUT.labels(names.get(tenant_id, ""), signal.value).inc(count)
+        if not segment.tenant_rows:  # replayed from a previous run: tenants unknown
+            metrics.RECORDS_WRITTEN.labels("", signal.value).inc(rows)
+            return
+        dropped = segment.rows - sum(sampled_out.values()) - rows
         if dropped > 0:
             metrics.RECORDS_REJECTED.labels("", signal.value, "invalid_in_storage").inc(dropped)
             metrics.RECORDS_WRITTEN.labels("", signal.value).inc(rows)
@@ -371,29 +411,63 @@ class Pipeline:
                 dropped,
             )
             return
-        for tenant_name, count in (segment.tenant_rows or {"": rows}).items():
-            metrics.RECORDS_WRITTEN.labels(tenant_name, signal.value).inc(count)
+        for tenant_id, count in segment.tenant_rows.items():
+            written = count - sampled_out.get(tenant_id, 0)
+            metrics.RECORDS_WRITTEN.labels(names[tenant_id], signal.value).inc(written)
 
     async def _sleep_unless_stopping(self, seconds: float) -> None:
         assert self._stop_event is not None
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stop_event.wait(), seconds)
 
-    def _insert(self, signal: Signal, segment: _Segment) -> int:
-        """Worker thread: make the segment durable, insert it, delete it."""
+    def _storage(self) -> Any:
+        if self._backend is None:
+            from ollystack.clickhouse import get_backend
+
+            return get_backend()
+        return self._backend
+
+    def _insert(self, signal: Signal, segment: _Segment) -> tuple[int, dict[str, int]]:
+        """Worker thread: make the segment durable, insert it, count what sampling dropped, delete it."""
         if segment.fd is not None:
             os.fsync(segment.fd)
             os.close(segment.fd)
             segment.fd = None
             _fsync_directory(segment.path.parent)
-        backend = self._backend
-        if backend is None:
-            from ollystack.clickhouse import get_backend
-
-            backend = get_backend()
+        backend = self._storage()
         rows = int(backend.insert_otlp_segment(signal, segment.path, dedup_token=segment.path.name))
+        sampled_out: dict[str, int] = {}
+        if segment.sampled:
+            try:
+                sampled_out = backend.sampled_out_by_tenant(segment.path)
+            except Exception as exc:  # the data is stored; only the self-metric is missing
+                log.warning("counting sampled-out spans failed segment=%s error=%s", segment.path.name, exc)
         segment.path.unlink()
-        return rows
+        return rows, sampled_out
+
+    def _engine_reachable(self) -> bool:
+        return bool(self._storage().ping())
+
+    def _quarantine(self, signal: Signal, segment: _Segment, error: str) -> None:
+        """Worker thread: ClickHouse is up but refuses this segment again and again (corrupt data): move it
+        aside so that the segments behind it are inserted, and report it."""
+        target = self.wal_dir / QUARANTINE_DIR / signal.value
+        target.mkdir(parents=True, exist_ok=True)
+        if segment.fd is not None:
+            os.close(segment.fd)
+            segment.fd = None
+        segment.path.rename(target / segment.path.name)
+        _fsync_directory(target)
+        metrics.WAL_QUARANTINED.labels(signal.value).inc()
+        log.error(
+            "WAL segment quarantined signal=%s segment=%s records=%d tenants=%s moved_to=%s error=%s",
+            signal.value,
+            segment.path.name,
+            segment.rows,
+            ",".join(sorted(segment.tenant_names.values())) or "unknown",
+            target,
+            error,
+        )
 
     def _release(self, lane: _Lane, segment: _Segment) -> None:
         self._wal_bytes -= segment.size
@@ -412,16 +486,16 @@ class Pipeline:
         )
 
     # --- recovery -------------------------------------------------------------------------------------
-    @staticmethod
-    def _recover(directory: Path) -> list[_Segment]:
-        """Worker thread: leftover segments in order, torn tails cut off, empty ones removed."""
+    def _recover(self, signal: Signal, directory: Path) -> list[_Segment]:
+        """Worker thread: leftover segments in order, torn tails cut off, empty ones removed, unreadable
+        ones quarantined."""
         if not directory.is_dir():
             return []
         segments = []
         for path in sorted(directory.glob(f"*{SEGMENT_SUFFIX}")):
             data = path.read_bytes()
             valid = valid_prefix_length(data)
-            if valid < len(data):
+            if 0 < valid < len(data):
                 log.warning(
                     "WAL segment had a torn last frame segment=%s kept_bytes=%d dropped_bytes=%d",
                     path.name,
@@ -433,7 +507,10 @@ class Pipeline:
                     fh.flush()
                     os.fsync(fh.fileno())
             if valid == 0:
-                path.unlink()
+                if data:
+                    self._quarantine(signal, _Segment(path), "no whole frame at the start of the segment")
+                else:
+                    path.unlink()
                 continue
             segments.append(_Segment(path, size=valid))
         return segments

@@ -79,6 +79,18 @@ class Backend:
         """Insert every record of a segment file; returns the number of rows ClickHouse wrote."""
         raise NotImplementedError
 
+    def segment_source(self, signal: Signal, path: Path) -> tuple[str, dict[str, str]]:
+        """The table function that reads a segment, and the settings that locate its schema."""
+        raise NotImplementedError
+
+    def sampled_out_by_tenant(self, path: Path) -> dict[str, int]:
+        """Spans of a traces segment that trace sampling drops, per tenant id."""
+        from ollystack.clickhouse import ingest_sql
+
+        source, schema = self.segment_source(Signal.TRACES, path)
+        result = self.query(ingest_sql.sampled_out_statement(source), settings=schema)
+        return {str(tenant): int(count) for tenant, count in result.rows}
+
 
 def _settings_clause(settings: Settings | None) -> str:
     if not settings:
@@ -236,9 +248,13 @@ class EmbeddedBackend(Backend):
     def command(self, sql: str, params: Params | None = None, settings: Settings | None = None) -> None:
         self._run(sql, params, settings, "CSV")
 
-    def insert_otlp_segment(self, signal: Signal, path: Path, dedup_token: str) -> int:
+    def segment_source(self, signal: Signal, path: Path) -> tuple[str, dict[str, str]]:
         source = f"file({_literal(str(Path(path).resolve()))}, 'Protobuf', {_literal(_structure(signal))})"
-        settings = segment_settings(dedup_token, self._schemas[signal])
+        return source, self._schemas[signal]
+
+    def insert_otlp_segment(self, signal: Signal, path: Path, dedup_token: str) -> int:
+        source, schema = self.segment_source(signal, path)
+        settings = segment_settings(dedup_token, schema)
         return int(self._run(segment_insert_sql(signal, source), None, settings, "CSV").rows_written())
 
     def insert_otlp_segment_inline(self, signal: Signal, data: bytes, dedup_token: str) -> int:
@@ -313,9 +329,12 @@ class NativeBackend(Backend):
     def command(self, sql: str, params: Params | None = None, settings: Settings | None = None) -> None:
         self._execute(sql, params, settings)
 
+    def segment_source(self, signal: Signal, path: Path) -> tuple[str, dict[str, str]]:
+        return inline_source(signal, Path(path).read_bytes()), schema_sent_along(signal)
+
     def insert_otlp_segment(self, signal: Signal, path: Path, dedup_token: str) -> int:
-        sql = segment_insert_sql(signal, inline_source(signal, Path(path).read_bytes()))
-        self._execute(sql, None, segment_settings(dedup_token, schema_sent_along(signal)))
+        source, schema = self.segment_source(signal, path)
+        self._execute(segment_insert_sql(signal, source), None, segment_settings(dedup_token, schema))
         return int(self._client().last_query.progress.written_rows)
 
     def close(self) -> None:

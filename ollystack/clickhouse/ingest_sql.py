@@ -75,15 +75,22 @@ def _statement(
     records_expr: str | None,
     record_columns: list[tuple[str, str]],
     where: str,
+    row_fields: tuple[str, ...] = (),
+    select: str | None = None,
 ) -> str:
+    """``INSERT INTO table`` the flattened records; with ``select``, a plain SELECT of that instead."""
     scope_cols = _scope_columns("rs", "ss")
-    inner = ",\n    ".join(f"{expr} AS {name}" for name, expr in scope_cols)
+    inner = ",\n    ".join([f"{expr} AS {name}" for name, expr in scope_cols] + list(row_fields))
     records = records_expr or f"ss.{records_field}"
     columns = [name for name, _ in scope_cols] + [name for name, _ in record_columns]
     outer = [name for name, _ in scope_cols] + [expr for _, expr in record_columns]
+    head = (
+        f"SELECT {select}\n"
+        if select
+        else f"INSERT INTO {table} ({', '.join(columns)})\nSELECT {', '.join(outer)}\n"
+    )
     return (
-        f"INSERT INTO {table} ({', '.join(columns)})\n"
-        f"SELECT {', '.join(outer)}\n"
+        f"{head}"
         f"FROM (\n  SELECT {inner},\n    {records} AS records\n"
         f"  FROM {source}\n  ARRAY JOIN {resource_field} AS rs\n  ARRAY JOIN rs.{scope_field} AS ss\n)\n"
         f"ARRAY JOIN records AS r\n"
@@ -91,7 +98,21 @@ def _statement(
     )
 
 
-def _spans(source: str) -> str:
+# Trace sampling (parameters per request, see ``otlp.frame``): error spans and slow spans are always kept;
+# the others when the trace's randomness (the 56 low bits of its id, as OpenTelemetry defines it) reaches
+# the tenant's threshold. A sampled span stands for 2^56 / (2^56 - threshold) spans: its weight.
+_SCALE = 1 << otlp.RANDOMNESS_BITS
+_ALWAYS_KEPT = (
+    "(sample_threshold = 0 OR r.status.code = 2 OR "
+    "(slow_ns > 0 AND toInt64(r.end_time_unix_nano) - toInt64(r.start_time_unix_nano) >= slow_ns))"
+)
+_RANDOMNESS = "reinterpretAsUInt64(reverse(substring(r.trace_id, 10, 7)))"
+_SPAN_IDS_VALID = "length(r.trace_id) = 16 AND length(r.span_id) = 8"
+_SPAN_KEPT = f"({_ALWAYS_KEPT} OR {_RANDOMNESS} >= sample_threshold)"
+_SAMPLING_FIELDS = ("sample_threshold", "slow_ns")
+
+
+def _spans(source: str, select: str | None = None, where: str | None = None) -> str:
     record = [
         ("timestamp", _ns("r.start_time_unix_nano")),
         ("duration_ns", "toInt64(r.end_time_unix_nano) - toInt64(r.start_time_unix_nano)"),
@@ -118,6 +139,7 @@ def _spans(source: str) -> str:
         ("`links.attributes`", f"arrayMap(l -> {raw_map('l.attributes')}, r.links)"),
         ("`links.dropped_attributes_count`", "arrayMap(l -> l.dropped_attributes_count, r.links)"),
         ("dropped_links_count", "r.dropped_links_count"),
+        ("weight", f"if({_ALWAYS_KEPT}, 1.0, {_SCALE} / ({_SCALE} - sample_threshold))"),
     ]
     return _statement(
         "spans",
@@ -127,7 +149,18 @@ def _spans(source: str) -> str:
         "spans",
         None,
         record,
-        "length(r.trace_id) = 16 AND length(r.span_id) = 8",
+        where or f"{_SPAN_IDS_VALID} AND {_SPAN_KEPT}",
+        _SAMPLING_FIELDS,
+        select,
+    )
+
+
+def sampled_out_statement(source: str) -> str:
+    """Per tenant, how many valid spans of a segment the sampling rule drops (for self-metrics)."""
+    return _spans(
+        source,
+        select="tenant_id, count() AS sampled_out",
+        where=f"{_SPAN_IDS_VALID} AND NOT {_SPAN_KEPT} GROUP BY tenant_id",
     )
 
 

@@ -18,6 +18,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 TENANT_FIELD_NUMBER = 100
+# Trace sampling parameters travel with each request (traces only; absent = keep everything):
+SAMPLE_THRESHOLD_FIELD_NUMBER = 101  # OTel rejection threshold T in [0, 2^56): keep when randomness >= T
+SLOW_NS_FIELD_NUMBER = 102  # spans at least this long are always kept (0 = no such rule)
+RANDOMNESS_BITS = 56
 
 
 def _varint(value: int) -> bytes:
@@ -33,13 +37,28 @@ def _varint(value: int) -> bytes:
 
 
 _TENANT_TAG = _varint(TENANT_FIELD_NUMBER << 3 | 2)
+_THRESHOLD_TAG = _varint(SAMPLE_THRESHOLD_FIELD_NUMBER << 3)
+_SLOW_TAG = _varint(SLOW_NS_FIELD_NUMBER << 3)
 
 
-def frame(tenant_id: str, request: bytes) -> bytes:
-    """One segment row: varint length + the request bytes + ``tenant_id`` (field 100)."""
+def sample_threshold(rate: float) -> int:
+    """OpenTelemetry's rejection threshold for a sampling probability: keep a trace when the 56 low bits
+    of its trace id (its randomness) are at least this. Every replica decides the same for a trace."""
+    if rate >= 1:
+        return 0
+    scale = 1 << RANDOMNESS_BITS
+    return min(scale - 1, max(0, scale - round(rate * scale)))
+
+
+def frame(tenant_id: str, request: bytes, threshold: int = 0, slow_ns: int = 0) -> bytes:
+    """One segment row: varint length + the request + ``tenant_id`` (field 100) and, for sampled traces,
+    the rejection threshold (101) and the slow-span duration (102)."""
     tenant = tenant_id.encode()
-    body_len = len(request) + len(_TENANT_TAG) + len(_varint(len(tenant))) + len(tenant)
-    return b"".join((_varint(body_len), request, _TENANT_TAG, _varint(len(tenant)), tenant))
+    trailer = [_TENANT_TAG, _varint(len(tenant)), tenant]
+    if threshold:
+        trailer += [_THRESHOLD_TAG, _varint(threshold), _SLOW_TAG, _varint(slow_ns)]
+    body_len = len(request) + sum(map(len, trailer))
+    return b"".join((_varint(body_len), request, *trailer))
 
 
 # --- schema, written once and rendered both as .proto text and as a ClickHouse structure ----------------
@@ -305,18 +324,24 @@ _RESOURCE_METRICS = _Message(
 )
 
 
-def _row(resource_field: str, message: _Message) -> _Message:
+def _row(resource_field: str, message: _Message, *extra: _Field) -> _Message:
     return _Message(
         "Row",
         (
             _f(resource_field, 1, message, label="repeated"),
             _f("tenant_id", TENANT_FIELD_NUMBER, "string", "String"),
+            *extra,
         ),
     )
 
 
 ROWS = {
-    "traces": _row("resource_spans", _RESOURCE_SPANS),
+    "traces": _row(
+        "resource_spans",
+        _RESOURCE_SPANS,
+        _f("sample_threshold", SAMPLE_THRESHOLD_FIELD_NUMBER, "uint64", "UInt64"),
+        _f("slow_ns", SLOW_NS_FIELD_NUMBER, "uint64", "UInt64"),
+    ),
     "logs": _row("resource_logs", _RESOURCE_LOGS),
     "metrics": _row("resource_metrics", _RESOURCE_METRICS),
 }

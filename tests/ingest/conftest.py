@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +15,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportM
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
+from ingest.pipeline import Pipeline
 from ollystack.clickhouse import Backend, NativeBackend
 from tenants import logic
 
@@ -114,3 +117,21 @@ def metrics_request(service: str = "checkout") -> ExportMetricsServiceRequest:
     summary.summary.data_points.add(time_unix_nano=BASE_NS, count=1, sum=1.0)
     sm.metrics.add(name="empty")  # no data: counts as nothing
     return req
+
+
+def run_pipeline(
+    wal_dir: Path, backend: Backend, body: Callable[[Pipeline], Awaitable[Any]], **options: Any
+) -> Pipeline:
+    """Start a pipeline on ``wal_dir``, run ``body`` with it, stop it (draining the WAL)."""
+    options = {"max_rows": 10_000, "max_delay_ms": 60_000, **options}
+    pipeline = Pipeline(wal_dir, backend=backend, **options)
+
+    async def main() -> None:
+        await pipeline.start()
+        try:
+            await body(pipeline)
+        finally:
+            await pipeline.stop()
+
+    asyncio.run(main())
+    return pipeline

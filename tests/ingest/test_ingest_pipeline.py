@@ -5,18 +5,17 @@ from __future__ import annotations
 import asyncio
 import threading
 import uuid
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from ingest import metrics
+from ingest import pipeline as pipeline_module
 from ingest.pipeline import GROWTH_LIMIT, Backpressure, Pipeline, Throttled, valid_prefix_length
 from ollystack.clickhouse import Backend, Signal
 from ollystack.clickhouse.otlp import frame
 from tenants.logic import IngestPrincipal
-from tests.ingest.conftest import logs_request, trace_request
+from tests.ingest.conftest import logs_request, run_pipeline, trace_request
 
 TABLES = {Signal.TRACES: "spans", Signal.LOGS: "logs"}
 
@@ -35,23 +34,6 @@ def stored(backend: Backend, signal: Signal, tenant: IngestPrincipal) -> int:
 
 def segments(wal_dir: Path, signal: Signal = Signal.TRACES) -> list[Path]:
     return sorted((wal_dir / signal.value).glob("*.seg"))
-
-
-def run(
-    wal_dir: Path, backend: Backend, body: Callable[[Pipeline], Awaitable[Any]], **options: Any
-) -> Pipeline:
-    options = {"max_rows": 10_000, "max_delay_ms": 60_000, **options}
-    pipeline = Pipeline(wal_dir, backend=backend, **options)
-
-    async def main() -> None:
-        await pipeline.start()
-        try:
-            await body(pipeline)
-        finally:
-            await pipeline.stop()
-
-    asyncio.run(main())
-    return pipeline
 
 
 def test_valid_prefix_length_walks_whole_frames() -> None:
@@ -78,7 +60,7 @@ def test_segments_are_sealed_by_rows(tmp_path: Path, clickhouse: Backend) -> Non
         assert pipeline.inserted_rows == 6
         assert len(segments(tmp_path)) == 1  # the open one; the sealed one was inserted and deleted
 
-    pipeline = run(tmp_path, clickhouse, body_fn, max_rows=5)
+    pipeline = run_pipeline(tmp_path, clickhouse, body_fn, max_rows=5)
     assert pipeline.inserted_segments == 2  # stop sealed and flushed the last one
     assert stored(clickhouse, Signal.TRACES, tenant) == 8
     assert segments(tmp_path) == []
@@ -98,7 +80,7 @@ def test_segments_are_sealed_by_time(tmp_path: Path, clickhouse: Backend) -> Non
         assert pipeline.inserted_segments == 1
         assert stored(clickhouse, Signal.LOGS, tenant) == 2
 
-    run(tmp_path, clickhouse, body_fn, max_delay_ms=50)
+    run_pipeline(tmp_path, clickhouse, body_fn, max_delay_ms=50)
 
 
 def test_leftover_segments_are_replayed_in_order_with_torn_frame_cut(
@@ -112,16 +94,18 @@ def test_leftover_segments_are_replayed_in_order_with_torn_frame_cut(
     (directory / "00000000000000000001-1-aaaaaaaa.seg").write_bytes(first + second)
     torn = frame(tenant.tenant_id, trace_request(spans=4).SerializeToString())
     (directory / "00000000000000000002-1-bbbbbbbb.seg").write_bytes(second + torn[: len(torn) // 2])
-    (directory / "00000000000000000003-1-cccccccc.seg").write_bytes(torn[:3])  # nothing whole: removed
+    (directory / "00000000000000000003-1-cccccccc.seg").write_bytes(torn[:3])  # nothing whole: quarantined
 
     async def body_fn(pipeline: Pipeline) -> None:
         assert pipeline.recovered_segments == 2
 
-    pipeline = run(tmp_path, clickhouse, body_fn)
+    pipeline = run_pipeline(tmp_path, clickhouse, body_fn)
     assert pipeline.inserted_segments == 2
     assert pipeline.inserted_rows == 5
     assert stored(clickhouse, Signal.TRACES, tenant) == 5
     assert list(directory.iterdir()) == []
+    quarantined = tmp_path / "quarantine" / "traces" / "00000000000000000003-1-cccccccc.seg"
+    assert quarantined.read_bytes() == torn[:3]
 
 
 def test_insert_deduplication_token_is_the_segment_file_name(tmp_path: Path, clickhouse: Backend) -> None:
@@ -135,13 +119,13 @@ def test_insert_deduplication_token_is_the_segment_file_name(tmp_path: Path, cli
 
     name = f"{uuid.uuid4().int % 10**20:020d}-1-deadbeef.seg"
     (directory / name).write_bytes(data)
-    run(tmp_path, clickhouse, nothing)
+    run_pipeline(tmp_path, clickhouse, nothing)
     assert stored(clickhouse, Signal.TRACES, tenant) == 3
     (directory / name).write_bytes(data)  # a replay after a crash between insert and delete
-    run(tmp_path, clickhouse, nothing)
+    run_pipeline(tmp_path, clickhouse, nothing)
     assert stored(clickhouse, Signal.TRACES, tenant) == 3
     (directory / name.replace("deadbeef", "feedbeef")).write_bytes(data)  # same rows, other segment
-    run(tmp_path, clickhouse, nothing)
+    run_pipeline(tmp_path, clickhouse, nothing)
     assert stored(clickhouse, Signal.TRACES, tenant) == 6
 
 
@@ -158,17 +142,70 @@ def test_failed_insert_keeps_the_segment_and_retries(
         assert pipeline.inserted_segments == 0
         assert len(segments(tmp_path)) == 1
 
-    failing = run(tmp_path, unreachable_clickhouse, body_fn, max_delay_ms=20)
+    failing = run_pipeline(tmp_path, unreachable_clickhouse, body_fn, max_delay_ms=20)
     assert failing.wal_bytes > 0
     assert len(segments(tmp_path)) == 1  # still there after stop: the next start inserts it
 
     async def nothing(pipeline: Pipeline) -> None:
         return None
 
-    recovered = run(tmp_path, clickhouse, nothing)
+    recovered = run_pipeline(tmp_path, clickhouse, nothing)
     assert recovered.inserted_rows == 2
     assert stored(clickhouse, Signal.TRACES, tenant) == 2
     assert segments(tmp_path) == []
+
+
+def test_a_segment_clickhouse_keeps_refusing_is_quarantined_and_the_rest_goes_on(
+    tmp_path: Path, clickhouse: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pipeline_module, "RETRY_INITIAL_SECONDS", 0.01)
+    tenant = principal()
+    directory = tmp_path / "traces"
+    directory.mkdir()
+    token = uuid.uuid4().hex[:8]  # segment names are insert deduplication tokens: unique per test run
+    corrupt = frame(tenant.tenant_id, b"\x0a\x05\xff\xff\xff\xff\xff")  # whole frame, broken protobuf
+    (directory / f"00000000000000000001-1-{token}.seg").write_bytes(corrupt)
+    good = frame(tenant.tenant_id, trace_request(spans=2).SerializeToString())
+    (directory / f"00000000000000000002-1-{token}.seg").write_bytes(good)
+    before = metrics.REGISTRY.get_sample_value(
+        "ollystack_ingest_wal_quarantined_segments_total", {"signal": "traces"}
+    )
+
+    async def wait_until_the_wal_is_empty(pipeline: Pipeline) -> None:
+        for _ in range(200):
+            if not segments(tmp_path):
+                return
+            await asyncio.sleep(0.02)
+
+    pipeline = run_pipeline(tmp_path, clickhouse, wait_until_the_wal_is_empty)
+    assert pipeline.insert_errors == pipeline_module.QUARANTINE_AFTER
+    assert stored(clickhouse, Signal.TRACES, tenant) == 2
+    assert list(directory.iterdir()) == []
+    quarantined = tmp_path / "quarantine" / "traces" / f"00000000000000000001-1-{token}.seg"
+    assert quarantined.read_bytes() == corrupt
+    after = metrics.REGISTRY.get_sample_value(
+        "ollystack_ingest_wal_quarantined_segments_total", {"signal": "traces"}
+    )
+    assert (after or 0) - (before or 0) == 1
+
+
+def test_wal_age_is_the_oldest_waiting_segment(
+    tmp_path: Path, unreachable_clickhouse: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tenant = principal()
+
+    async def body_fn(pipeline: Pipeline) -> None:
+        assert pipeline.oldest_age()["traces"] == 0.0
+        await pipeline.submit(Signal.TRACES, tenant, trace_request(spans=1).SerializeToString(), 1)
+        await asyncio.sleep(0.3)
+        age = metrics.REGISTRY.get_sample_value(
+            "ollystack_ingest_wal_oldest_age_seconds", {"signal": "traces"}
+        )
+        assert age is not None
+        assert 0.25 <= age < 5
+        assert pipeline.oldest_age()["logs"] == 0.0
+
+    run_pipeline(tmp_path, unreachable_clickhouse, body_fn, max_delay_ms=20)
 
 
 def test_full_wal_answers_backpressure_and_one_tenant_is_throttled(
@@ -190,11 +227,11 @@ def test_full_wal_answers_backpressure_and_one_tenant_is_throttled(
             await pipeline.submit(Signal.METRICS, principal("third"), body, 1)
         assert full.value.retry_after >= 1
 
-    run(tmp_path, unreachable_clickhouse, body_fn, max_wal_bytes=4 * size + 10, max_delay_ms=10)
+    run_pipeline(tmp_path, unreachable_clickhouse, body_fn, max_wal_bytes=4 * size + 10, max_delay_ms=10)
 
 
 def test_submit_after_stop_is_refused(tmp_path: Path, clickhouse: Backend) -> None:
-    pipeline = run(tmp_path, clickhouse, lambda p: asyncio.sleep(0))
+    pipeline = run_pipeline(tmp_path, clickhouse, lambda p: asyncio.sleep(0))
     with pytest.raises(Backpressure, match="shutting down"):
         asyncio.run(pipeline.submit(Signal.TRACES, principal(), b"", 1))
 
@@ -229,7 +266,7 @@ def test_batches_grow_while_every_flusher_is_busy(tmp_path: Path, clickhouse: Ba
         finally:
             gated.gate.set()
 
-    run(tmp_path, gated, body_fn, max_rows=5, insert_concurrency=2)  # type: ignore[arg-type]
+    run_pipeline(tmp_path, gated, body_fn, max_rows=5, insert_concurrency=2)  # type: ignore[arg-type]
     assert sorted(gated.rows) == [6, 6, 40]
     assert stored(clickhouse, Signal.TRACES, tenant) == 52
 
@@ -248,7 +285,7 @@ def test_a_due_batch_stops_growing_at_the_limit(tmp_path: Path, clickhouse: Back
         finally:
             gated.gate.set()
 
-    run(tmp_path, gated, body_fn, max_rows=5, insert_concurrency=2)  # type: ignore[arg-type]
+    run_pipeline(tmp_path, gated, body_fn, max_rows=5, insert_concurrency=2)  # type: ignore[arg-type]
     assert sorted(gated.rows) == [1, 5, 5, 5 * GROWTH_LIMIT]
 
 
@@ -262,7 +299,7 @@ def test_records_storage_drops_are_counted_as_rejected(tmp_path: Path, clickhous
     async def body_fn(pipeline: Pipeline) -> None:
         await pipeline.submit(Signal.TRACES, tenant, request.SerializeToString(), 3)
 
-    run(tmp_path, clickhouse, body_fn)
+    run_pipeline(tmp_path, clickhouse, body_fn)
     assert stored(clickhouse, Signal.TRACES, tenant) == 2
     after = metrics.REGISTRY.get_sample_value("ollystack_ingest_rejected_records_total", labels)
     assert after == before + 1
