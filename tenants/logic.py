@@ -96,6 +96,10 @@ class TenantAmbiguous(TenantError):
     pass
 
 
+class InvalidPolicy(TenantError):
+    pass
+
+
 class KeyRejected(TenantError):
     """An API credential that was presented but cannot be used."""
 
@@ -149,10 +153,49 @@ class RevokedKey:
 
 
 @dataclass(frozen=True)
+class TenantPolicy:
+    """What the ingest path enforces for a tenant: quotas (None = unlimited) and trace sampling."""
+
+    rate_limit_per_second: int | None = None
+    burst: int | None = None  # None: twice the rate
+    daily_records_cap: int | None = None
+    daily_bytes_cap: int | None = None  # uncompressed OTLP bytes
+    trace_sample_rate: float = 1.0
+    trace_slow_threshold_ms: int = 1000
+
+    @property
+    def effective_burst(self) -> int | None:
+        """Size of the token bucket, or None without a rate limit."""
+        if self.rate_limit_per_second is None:
+            return None
+        return self.burst if self.burst is not None else 2 * self.rate_limit_per_second
+
+    @property
+    def limited(self) -> bool:
+        return (
+            self.rate_limit_per_second is not None
+            or self.daily_records_cap is not None
+            or self.daily_bytes_cap is not None
+        )
+
+
+# Tenant model field → TenantPolicy attribute.
+POLICY_FIELDS: dict[str, str] = {
+    "rate_limit_records_per_second": "rate_limit_per_second",
+    "rate_limit_burst": "burst",
+    "daily_records_cap": "daily_records_cap",
+    "daily_bytes_cap": "daily_bytes_cap",
+    "trace_sample_rate": "trace_sample_rate",
+    "trace_slow_threshold_ms": "trace_slow_threshold_ms",
+}
+
+
+@dataclass(frozen=True)
 class IngestPrincipal:
     tenant_id: str
     tenant_name: str
     key_id: int
+    policy: TenantPolicy = TenantPolicy()
 
 
 @dataclass(frozen=True)
@@ -342,14 +385,18 @@ def revoke_key(prefix_or_id: str | int) -> RevokedKey:
 
 
 def load_ingest_keys() -> dict[str, IngestPrincipal]:
-    """Key hash → principal for every usable ingest key (active tenant, not revoked)."""
+    """Key hash → principal (with the tenant's policy) for every usable ingest key, in one query."""
     rows = IngestKey.objects.filter(revoked_at__isnull=True, tenant__is_active=True).values_list(
-        "key_hash", "tenant_id", "tenant__name", "id"
+        "key_hash", "tenant_id", "tenant__name", "id", *(f"tenant__{name}" for name in POLICY_FIELDS)
     )
-    return {
-        key_hash: IngestPrincipal(tenant_id=str(tenant_id), tenant_name=name, key_id=key_id)
-        for key_hash, tenant_id, name, key_id in rows
-    }
+    policies: dict[tuple[Any, ...], TenantPolicy] = {}  # one shared instance per tenant
+    principals = {}
+    for key_hash, tenant_id, name, key_id, *values in rows:
+        policy = policies.get((tenant_id, *values))
+        if policy is None:
+            policy = policies[(tenant_id, *values)] = _policy_from(values)
+        principals[key_hash] = IngestPrincipal(str(tenant_id), name, key_id, policy)
+    return principals
 
 
 def load_revoked_ingest_keys() -> frozenset[str]:
@@ -426,6 +473,42 @@ def update_tenant(
         Tenant.objects.filter(pk=target.pk).update(**changes)
         log.info("tenant updated tenant=%s fields=%s", target.name, ",".join(sorted(changes)))
     return _tenant_infos(Tenant.objects.filter(pk=target.pk))[0]
+
+
+def _policy_from(values: Iterable[Any]) -> TenantPolicy:
+    """A policy from the values of ``POLICY_FIELDS``, in that order."""
+    return TenantPolicy(**dict(zip(POLICY_FIELDS.values(), values, strict=True)))
+
+
+def _policy_of(tenant: Tenant) -> TenantPolicy:
+    return _policy_from(getattr(tenant, name) for name in POLICY_FIELDS)
+
+
+def tenant_policy(tenant: Tenant | str | uuid.UUID) -> tuple[TenantRef, TenantPolicy]:
+    """A tenant and its current policy, read from the database (not the ingest path's snapshot)."""
+    target = _resolve_tenant(tenant)
+    return TenantRef(str(target.pk), target.name), _policy_of(target)
+
+
+def set_tenant_policy(tenant: Tenant | str | uuid.UUID, policy: TenantPolicy) -> TenantPolicy:
+    """Replace a tenant's quotas and sampling; the ingest path applies them at its next key refresh."""
+    target = _resolve_tenant(tenant)
+    for field_name, attribute in POLICY_FIELDS.items():
+        setattr(target, field_name, getattr(policy, attribute))
+    try:
+        target.full_clean(exclude=["name", "display_name", "is_active"])
+    except ValidationError as exc:
+        problems = "; ".join(f"{name}: {' '.join(msgs)}" for name, msgs in exc.message_dict.items())
+        raise InvalidPolicy(f"policy for tenant {target.name} is not valid: {problems}") from None
+    Tenant.objects.filter(pk=target.pk).update(
+        **{field_name: getattr(policy, attribute) for field_name, attribute in POLICY_FIELDS.items()}
+    )
+    log.info(
+        "tenant policy set tenant=%s %s",
+        target.name,
+        " ".join(f"{attribute}={getattr(policy, attribute)}" for attribute in POLICY_FIELDS.values()),
+    )
+    return _policy_of(target)
 
 
 def _tenant_infos(queryset: Any) -> list[TenantInfo]:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
-from django.core.validators import RegexValidator
+from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.utils import timezone
 
@@ -21,6 +22,14 @@ tenant_name_validator = RegexValidator(
 )
 
 
+def validate_sample_rate(value: float) -> None:
+    if not 0 < value <= 1:
+        raise ValidationError(
+            f"{value} is not a sample rate; use a fraction above 0 and at most 1 (1 keeps every trace, "
+            "0.1 keeps one trace in ten)"
+        )
+
+
 class Tenant(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     name = models.CharField(max_length=63, unique=True, validators=[tenant_name_validator])
@@ -28,11 +37,57 @@ class Tenant(models.Model):
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     is_active = models.BooleanField(default=True)
 
+    # Quotas, enforced by the ingest path per request (ingest.quotas). Empty means unlimited.
+    rate_limit_records_per_second = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Sustained records per second (spans, log records, metric points) across all ingest "
+        "servers. Empty: no rate limit. Over it, senders get HTTP 429 / RESOURCE_EXHAUSTED with a retry "
+        "delay.",
+    )
+    rate_limit_burst = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Records that may arrive at once after a quiet period (the token bucket's size). "
+        "Empty: twice the rate limit.",
+    )
+    daily_records_cap = models.PositiveBigIntegerField(
+        null=True,
+        blank=True,
+        help_text="Records accepted per UTC day. Empty: unlimited. Once reached, requests are refused "
+        "until 00:00 UTC.",
+    )
+    daily_bytes_cap = models.PositiveBigIntegerField(
+        null=True,
+        blank=True,
+        help_text="Uncompressed OTLP bytes accepted per UTC day. Empty: unlimited.",
+    )
+    # Sampling, applied by ClickHouse while it inserts (the ingest pipeline reads the principal's policy).
+    trace_sample_rate = models.FloatField(
+        default=1.0,
+        validators=[validate_sample_rate],
+        help_text="Fraction of traces kept, decided per trace id so a trace is kept or dropped whole "
+        "(1 keeps all). Traces with errors and slow spans are always kept.",
+    )
+    trace_slow_threshold_ms = models.PositiveIntegerField(
+        default=1000,
+        help_text="Spans at least this slow (milliseconds) are always kept, whatever the sample rate.",
+    )
+
     class Meta:
         ordering = ["name"]
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        super().clean()
+        if self.rate_limit_burst is not None and self.rate_limit_records_per_second is None:
+            raise ValidationError(
+                {"rate_limit_burst": "a burst needs a rate limit; set one, or leave the burst empty"}
+            )
 
 
 class Role(models.TextChoices):
