@@ -110,6 +110,8 @@ OLLYSTACK_WAL_DIR = Path(env_str("OLLYSTACK_WAL_DIR", str(VAR_DIR / "wal")))
 OLLYSTACK_WAL_MAX_BYTES = env_int("OLLYSTACK_WAL_MAX_BYTES", 1 << 30)
 # How often the ingest path reloads tenants and keys from the Django database.
 OLLYSTACK_KEY_REFRESH_SECONDS = env_int("OLLYSTACK_KEY_REFRESH_SECONDS", 5)
+# Where per-tenant quota counters live: "local" (in-process, one server) or "redis" (shared by replicas).
+OLLYSTACK_QUOTA_STORE = env_str("OLLYSTACK_QUOTA_STORE", "local")
 
 LOGGING = {
     "version": 1,
