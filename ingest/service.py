@@ -1,7 +1,8 @@
 """What every OTLP receiver does with a request, independent of the transport.
 
-authenticate (ingest key → tenant) → decompress → decode and count → WAL (``Pipeline.submit``). The
-gRPC and HTTP receivers only translate their input to these calls and the exceptions to status codes.
+authenticate (ingest key → tenant) → decompress → decode and count → quota (``ingest.quotas``) → WAL
+(``Pipeline.submit``). The gRPC and HTTP receivers only translate their input to these calls and the
+exceptions to status codes.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from ingest import metrics
 from ingest.auth import KeyCache
 from ingest.otlp import JSON, PROTOBUF, DecodedRequest, decode, decompress
 from ingest.pipeline import Pipeline, Retryable
+from ingest.quotas import QuotaStore, get_store
 from ollystack.clickhouse import Signal
 from tenants.logic import IngestPrincipal
 
@@ -28,10 +30,21 @@ class ExportResult:
 
 
 class IngestService:
-    def __init__(self, keys: KeyCache, pipeline: Pipeline, max_request_bytes: int) -> None:
+    def __init__(
+        self,
+        keys: KeyCache,
+        pipeline: Pipeline,
+        max_request_bytes: int,
+        quotas: QuotaStore | None = None,
+    ) -> None:
         self.keys = keys
         self.pipeline = pipeline
         self.max_request_bytes = max_request_bytes
+        self.quotas = quotas if quotas is not None else get_store()
+
+    async def stop(self) -> None:
+        """Persist quota usage (local store) or close the quota store's connections (Redis)."""
+        await self.quotas.close()
 
     def authenticate(self, authorization: str | None) -> IngestPrincipal:
         return self.keys.authenticate(authorization)
@@ -45,7 +58,10 @@ class IngestService:
         content_encoding: str | None = None,
     ) -> ExportResult:
         """Accept one export request; raises ``InvalidPayload``, ``RequestTooLarge``,
-        ``UnsupportedEncoding`` or ``Retryable`` (``Backpressure``/``Throttled``)."""
+        ``UnsupportedEncoding`` or ``Retryable`` (``Backpressure``, ``Throttled``, ``QuotaExceeded``).
+
+        The quota is checked once the request's records and uncompressed bytes are known and before the
+        WAL; a request the WAL then refuses is given back to the quota, so a refusal never counts."""
         if content_type == JSON or len(body) > INLINE_DECODE_BYTES:
             decoded = await asyncio.to_thread(self._decode, signal, body, content_type, content_encoding)
         else:
@@ -57,7 +73,12 @@ class IngestService:
         if decoded.records == 0:
             return ExportResult(0, decoded.rejected, decoded.message)
         try:
-            await self.pipeline.submit(signal, principal, decoded.payload, decoded.records)
+            grant = await self.quotas.check(principal, decoded.records, len(decoded.payload))
+            try:
+                await self.pipeline.submit(signal, principal, decoded.payload, decoded.records)
+            except Retryable:
+                await self.quotas.release(grant)
+                raise
         except Retryable as exc:
             metrics.RECORDS_REJECTED.labels(tenant, signal.value, exc.reason).inc(decoded.records)
             raise
