@@ -9,17 +9,27 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
 
 from tenants import logic
 from tenants.models import ApiKey, ApiScope, IngestKey, Membership, Tenant
 
 SHOWN_ONCE = "Copy the new {kind} key now, it will not be shown again: {raw}"
+POLICY_FIELDS = tuple(logic.POLICY_FIELDS)
 
 
 class TenantForm(forms.ModelForm):
     class Meta:
         model = Tenant
-        fields = ["name", "display_name", "is_active"]
+        fields = ["name", "display_name", "is_active", *POLICY_FIELDS]
+
+
+def _amount(used: int, cap: int | None, unit: str) -> str:
+    if cap is None:
+        return f"{used:,} {unit} (no cap)"
+    share = f"{100 * used / cap:.1f} %" if cap else "cap is 0"
+    return f"{used:,} of {cap:,} {unit} ({share})"
 
 
 @admin.register(Tenant)
@@ -28,19 +38,70 @@ class TenantAdmin(admin.ModelAdmin):
     list_display = ["name", "display_name", "is_active", "created_at", "id"]
     list_filter = ["is_active"]
     search_fields = ["name", "display_name", "id"]
-    readonly_fields = ["id", "created_at"]
+    readonly_fields = ["id", "created_at", "usage_today"]
+    fieldsets = [
+        (None, {"fields": ["name", "display_name", "is_active", "id", "created_at"]}),
+        (
+            "Quotas and sampling",
+            {
+                "fields": POLICY_FIELDS,
+                "description": "Enforced by every ingest server per request; changes apply within "
+                "OLLYSTACK_KEY_REFRESH_SECONDS. Empty quota fields mean unlimited.",
+            },
+        ),
+        ("Usage today", {"fields": ["usage_today"]}),
+    ]
+
+    def get_fieldsets(self, request: HttpRequest, obj: Tenant | None = None) -> Any:
+        if obj is None:  # nothing used yet; id and dates are assigned on save
+            return [
+                (None, {"fields": ["name", "display_name", "is_active"]}),
+                self.fieldsets[1],
+            ]
+        return self.fieldsets
 
     def get_readonly_fields(self, request: HttpRequest, obj: Tenant | None = None) -> list[str]:
         # The name is part of URLs and bootstrap files; it is chosen once.
         return [*self.readonly_fields, "name"] if obj is not None else list(self.readonly_fields)
 
+    @admin.display(description="usage today")
+    def usage_today(self, obj: Tenant) -> SafeString | str:
+        from ingest import quotas
+
+        report = quotas.tenant_usage(str(obj.pk))
+        policy = report.policy
+        if report.usage is None:
+            return f"Usage cannot be read right now: {report.usage_error}"
+        usage = report.usage
+        rate = (
+            f"{policy.rate_limit_per_second:,} records/s, burst {policy.effective_burst:,}"
+            if policy.rate_limit_per_second is not None
+            else "none"
+        )
+        rows = [
+            ("Records", _amount(usage.records, policy.daily_records_cap, "records")),
+            ("Bytes (uncompressed)", _amount(usage.bytes, policy.daily_bytes_cap, "bytes")),
+            ("Rate limit", rate),
+            ("Day", f"{usage.day.isoformat()} UTC, resets at {usage.resets_at:%Y-%m-%d %H:%M} UTC"),
+            ("Counted by", f"the {report.store} quota store"),
+        ]
+        return format_html(
+            '<table class="ollystack-usage">{}</table>',
+            format_html_join("", "<tr><th>{}</th><td>{}</td></tr>", rows),
+        )
+
     def save_model(self, request: HttpRequest, obj: Tenant, form: forms.ModelForm, change: bool) -> None:
+        policy = logic.TenantPolicy(
+            **{attr: form.cleaned_data[name] for name, attr in logic.POLICY_FIELDS.items()}
+        )
         if change:
             logic.update_tenant(obj, display_name=obj.display_name, is_active=obj.is_active)
+            logic.set_tenant_policy(obj, policy)
             return
         created = logic.create_tenant(obj.name, obj.display_name)
         if not obj.is_active:
             logic.update_tenant(created.tenant_id, is_active=False)
+        logic.set_tenant_policy(created.tenant_id, policy)
         obj.pk = created.tenant_id
         obj.refresh_from_db()
         obj._state.adding = False

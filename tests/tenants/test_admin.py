@@ -7,11 +7,24 @@ from django.contrib.auth import get_user_model
 from django.contrib.messages import get_messages
 from django.test import Client
 
+from ingest import quotas
+from ingest.quotas import LocalQuotaStore, RedisQuotaStore
 from tenants import logic
 from tenants.models import ApiKey, IngestKey, Membership, Tenant
+from tests.ingest.conftest import closed_port
+from tests.tenants.conftest import use_quota
 
 pytestmark = pytest.mark.django_db
 MODELS = ["tenant", "membership", "ingestkey", "apikey"]
+# What the tenant form submits when the quota and sampling fields are left as they are.
+DEFAULT_POLICY_FORM = {
+    "rate_limit_records_per_second": "",
+    "rate_limit_burst": "",
+    "daily_records_cap": "",
+    "daily_bytes_cap": "",
+    "trace_sample_rate": "1.0",
+    "trace_slow_threshold_ms": "1000",
+}
 
 
 @pytest.fixture
@@ -91,12 +104,14 @@ def test_adding_an_ingest_key_and_revoking_it(admin_client_: Client):
 
 def test_adding_a_tenant_and_a_membership(admin_client_: Client):
     response = admin_client_.post(
-        "/admin/tenants/tenant/add/", {"name": "new-co", "display_name": "New Co", "is_active": "on"}
+        "/admin/tenants/tenant/add/",
+        {"name": "new-co", "display_name": "New Co", "is_active": "on", **DEFAULT_POLICY_FORM},
     )
     assert response.status_code == 302
     tenant = Tenant.objects.get(name="new-co")
     assert tenant.display_name == "New Co"
     assert tenant.is_active
+    assert logic.tenant_policy("new-co")[1] == logic.TenantPolicy()
 
     user = get_user_model().objects.create_user("bob")
     response = admin_client_.post(
@@ -108,3 +123,53 @@ def test_adding_a_tenant_and_a_membership(admin_client_: Client):
     invalid = admin_client_.post("/admin/tenants/tenant/add/", {"name": "Bad Name"})
     assert invalid.status_code == 200
     assert "lowercase letters" in invalid.content.decode()
+
+
+def test_tenant_page_shows_quotas_and_todays_usage(admin_client_: Client, quota_store: LocalQuotaStore):
+    tenant = logic.create_tenant("acme")
+    logic.set_tenant_policy("acme", logic.TenantPolicy(rate_limit_per_second=100, daily_records_cap=1000))
+    use_quota(quota_store, "acme", 250, 4096)
+    page = admin_client_.get(f"/admin/tenants/tenant/{tenant.tenant_id}/change/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "Quotas and sampling" in html
+    assert "Sustained records per second" in html  # help texts
+    assert "Spans at least this slow" in html
+    assert "Usage today" in html
+    assert "250 of 1,000 records (25.0 %)" in html
+    assert "4,096 bytes (no cap)" in html
+    assert "100 records/s, burst 200" in html
+    assert "resets at" in html
+
+
+def test_tenant_page_says_when_usage_cannot_be_read(admin_client_: Client, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(quotas, "_store", RedisQuotaStore(f"redis://127.0.0.1:{closed_port()}/0"))
+    tenant = logic.create_tenant("acme")
+    html = admin_client_.get(f"/admin/tenants/tenant/{tenant.tenant_id}/change/").content.decode()
+    assert "Usage cannot be read right now: the quota store (Redis at redis://127.0.0.1:" in html
+
+
+def test_quotas_and_sampling_are_edited_in_the_admin(admin_client_: Client, quota_store: LocalQuotaStore):
+    tenant = logic.create_tenant("acme")
+    url = f"/admin/tenants/tenant/{tenant.tenant_id}/change/"
+    form = {"display_name": "Acme", "is_active": "on", **DEFAULT_POLICY_FORM}
+    response = admin_client_.post(
+        url,
+        {
+            **form,
+            "rate_limit_records_per_second": "500",
+            "daily_bytes_cap": "1000000",
+            "trace_sample_rate": "0.1",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:3000]
+    assert logic.tenant_policy("acme")[1] == logic.TenantPolicy(
+        rate_limit_per_second=500, daily_bytes_cap=1_000_000, trace_sample_rate=0.1
+    )
+
+    refused = admin_client_.post(url, {**form, "rate_limit_burst": "10", "trace_sample_rate": "0"})
+    assert refused.status_code == 200
+    html = refused.content.decode()
+    assert "a burst needs a rate limit" in html
+    assert "0.0 is not a sample rate" in html
+    assert logic.tenant_policy("acme")[1].rate_limit_per_second == 500  # unchanged

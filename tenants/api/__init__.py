@@ -1,0 +1,1 @@
+"""REST API of the tenants app, mounted under /api/v1/."""
