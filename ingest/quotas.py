@@ -16,8 +16,9 @@ RetryInfo, HTTP 429 with Retry-After) whose message names the tenant and the lim
 Two stores behind one interface (``OLLYSTACK_QUOTA_STORE``):
 
 - ``local`` (embedded profile): in-process state. Today's usage is saved to
-  ``OLLYSTACK_VAR_DIR/ingest/usage.json`` every ``SAVE_INTERVAL_SECONDS`` and on stop, and read back on
-  start, so a restart does not reset the daily caps (token buckets start full, as after a quiet period).
+  ``OLLYSTACK_VAR_DIR/ingest/usage.json`` at most ``SAVE_INTERVAL_SECONDS`` after it changed and on stop
+  (and at exit), and read back on start, so a restart does not reset the daily caps (token buckets start
+  full, as after a quiet period).
 - ``redis`` (production): one Lua script per request updates the bucket and the daily counters in one
   atomic step, so the limits hold across every ingestd replica that shares the Redis; the bucket uses the
   Redis server's clock, so replicas' clocks need not agree. Keys expire on their own. If Redis cannot be
@@ -285,6 +286,8 @@ class LocalQuotaStore(QuotaStore):
         self._file_mtime: float | None = None
         self._last_save = time.monotonic()
         self._saving: asyncio.Future[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_loop: asyncio.AbstractEventLoop | None = None
         if path is not None:
             self._load()
 
@@ -343,10 +346,15 @@ class LocalQuotaStore(QuotaStore):
 
     # --- persistence ------------------------------------------------------------------------------
     def _maybe_save(self) -> None:
-        if self.path is None or time.monotonic() - self._last_save < self.save_interval:
+        """Save at most every ``save_interval``, and at the latest ``save_interval`` after a change."""
+        loop = asyncio.get_running_loop()
+        if self.path is None or (self._timer is not None and self._timer_loop is loop):
             return
-        if self._saving is not None and not self._saving.done():
-            return
+        delay = max(0.0, self.save_interval - (time.monotonic() - self._last_save))
+        self._timer, self._timer_loop = loop.call_later(delay, self._start_save), loop
+
+    def _start_save(self) -> None:
+        self._timer = None
         self._last_save = time.monotonic()
         self._saving = asyncio.get_running_loop().run_in_executor(None, self.save)
 
@@ -372,6 +380,9 @@ class LocalQuotaStore(QuotaStore):
                 log.warning("quota usage not saved path=%s error=%s", self.path, exc)
 
     async def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         await asyncio.to_thread(self.save)  # waits for a periodic save under way (_save_lock)
 
     def _load(self) -> None:

@@ -320,16 +320,19 @@ def test_local_usage_survives_a_restart(tmp_path: Path) -> None:
 
 def test_local_usage_is_saved_periodically_while_running(tmp_path: Path) -> None:
     path = tmp_path / "usage.json"
-    store = LocalQuotaStore(path, clock=Clock(), save_interval=0)
+    store = LocalQuotaStore(path, clock=Clock(), save_interval=0.05)
     acme = principal(TenantPolicy())
 
     async def scenario() -> None:
         await store.check(acme, 5, 50)
-        assert store._saving is not None
-        await store._saving  # the save runs in a thread, off the event loop
+        await store.check(acme, 5, 50)
+        await asyncio.sleep(0.2)  # no further request: the change is still saved, in a thread
+        assert json.loads(path.read_text())["tenants"][acme.tenant_id] == {"records": 10, "bytes": 100}
+        await store.check(acme, 1, 1)
+        await asyncio.sleep(0.2)
+        assert json.loads(path.read_text())["tenants"][acme.tenant_id] == {"records": 11, "bytes": 101}
 
     asyncio.run(scenario())
-    assert json.loads(path.read_text())["tenants"][acme.tenant_id] == {"records": 5, "bytes": 50}
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o644
 
 
