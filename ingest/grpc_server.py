@@ -106,13 +106,17 @@ def generic_handlers(service: IngestService) -> list[grpc.GenericRpcHandler]:
     return handlers
 
 
-def build_server(service: IngestService, address: str, max_request_bytes: int) -> tuple[grpc.aio.Server, int]:
-    """A started-to-be server bound to ``address`` (``host:port``); returns it and the bound port."""
+def build_server(
+    service: IngestService, address: str, max_request_bytes: int, max_concurrent: int | None = None
+) -> tuple[grpc.aio.Server, int]:
+    """A started-to-be server bound to ``address`` (``host:port``); returns it and the bound port. Beyond
+    ``max_concurrent`` calls in progress, new ones get RESOURCE_EXHAUSTED (retryable) from gRPC itself."""
     server = grpc.aio.server(
+        maximum_concurrent_rpcs=max_concurrent,
         options=[
             ("grpc.max_receive_message_length", max_request_bytes),
             ("grpc.so_reuseport", 0),
-        ]
+        ],
     )
     server.add_generic_rpc_handlers(generic_handlers(service))
     port = server.add_insecure_port(address)

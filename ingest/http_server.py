@@ -32,6 +32,7 @@ from ingest.otlp import (
 from ingest.pipeline import Backpressure, Retryable
 from ingest.service import IngestService
 from ollystack.clickhouse import Signal
+from tenants.logic import IngestPrincipal
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,7 @@ class _HttpError(Exception):
         super().__init__(message)
         self.status = status
         self.headers = headers or []
+        self.tenant = "-"  # set once the key is known, for the log line
 
 
 def media_type(header: str | None) -> str | None:
@@ -101,7 +103,8 @@ class OtlpHttpApp:
             body = error_body(status, str(exc), content_type or JSON)
             if status in (400, 413, 415, 429, 503):
                 log.info(
-                    "otlp request rejected protocol=http signal=%s status=%d error=%s",
+                    "otlp request rejected protocol=http tenant=%s signal=%s status=%d error=%s",
+                    exc.tenant,
                     signal.value if signal else "-",
                     status,
                     exc,
@@ -139,6 +142,20 @@ class OtlpHttpApp:
             principal = self.service.authenticate(headers.get("authorization"))
         except AuthError as exc:
             raise _HttpError(401, str(exc), [(b"www-authenticate", b"Bearer")]) from None
+        try:
+            return await self._export(receive, headers, signal, content_type, principal)
+        except _HttpError as exc:
+            exc.tenant = principal.tenant_name
+            raise
+
+    async def _export(
+        self,
+        receive: Receive,
+        headers: dict[str, str],
+        signal: Signal,
+        content_type: str,
+        principal: IngestPrincipal,
+    ) -> tuple[int, bytes]:
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > self.max_request_bytes:
             raise _HttpError(413, str(RequestTooLarge(self.max_request_bytes)))

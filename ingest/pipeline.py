@@ -11,7 +11,8 @@ that INSERT (see ``ollystack.clickhouse.ingest_sql``): Python never touches sing
   are in the kernel's page cache).
 - A segment is due after ``OLLYSTACK_BATCH_MAX_ROWS`` records or ``OLLYSTACK_BATCH_MAX_DELAY_MS`` after
   its first request, whichever comes first, and is sealed for insert as soon as a flusher is free; while
-  all are busy it keeps growing (up to ``GROWTH_LIMIT`` times the batch size), so batches grow with load.
+  all are busy it keeps growing (up to ``GROWTH_LIMIT`` times the batch size), so batches grow with load;
+  a segment of ``OLLYSTACK_BATCH_MAX_BYTES`` is sealed at once, which bounds the engine's memory per INSERT.
 - fsync policy: a sealed segment (and its directory entry) is fsynced by the flusher just before its
   insert. A power loss can therefore lose at most the acknowledged requests of the last
   ``OLLYSTACK_BATCH_MAX_DELAY_MS`` (plus whatever the flusher had not yet reached); a process crash loses
@@ -65,6 +66,8 @@ QUARANTINE_DIR = "quarantine"
 # While every flusher is busy a due segment keeps growing, up to this many times the batch size: under load
 # inserts get bigger, which amortises the engine's fixed cost per INSERT (≈40 ms measured, mostly planning).
 GROWTH_LIMIT = 10
+# ...and never beyond this many bytes: the engine's memory for one INSERT grows with the segment.
+BATCH_MAX_BYTES = 8 << 20
 
 
 class Retryable(Exception):
@@ -151,6 +154,7 @@ class Pipeline:
         wal_dir: Path,
         *,
         max_rows: int,
+        max_segment_bytes: int = BATCH_MAX_BYTES,
         max_delay_ms: int,
         backend: Any = None,
         max_wal_bytes: int = WAL_MAX_BYTES,
@@ -159,6 +163,7 @@ class Pipeline:
     ) -> None:
         self.wal_dir = Path(wal_dir)
         self.max_rows = max_rows
+        self.max_segment_bytes = max_segment_bytes
         self.max_delay = max_delay_ms / 1000
         self.max_wal_bytes = max_wal_bytes
         self.tenant_share = tenant_share
@@ -184,6 +189,7 @@ class Pipeline:
         return cls(
             Path(settings.OLLYSTACK_WAL_DIR),
             max_rows=settings.OLLYSTACK_BATCH_MAX_ROWS,
+            max_segment_bytes=settings.OLLYSTACK_BATCH_MAX_BYTES,
             max_delay_ms=settings.OLLYSTACK_BATCH_MAX_DELAY_MS,
             max_wal_bytes=settings.OLLYSTACK_WAL_MAX_BYTES,
             backend=backend,
@@ -293,7 +299,9 @@ class Pipeline:
         metrics.WAL_BYTES.labels(signal.value).inc(size)
         if segment.rows >= self.max_rows:
             segment.due = True
-        if segment.due and (self._has_free_flusher(lane) or segment.rows >= self.max_rows * GROWTH_LIMIT):
+        if segment.size >= self.max_segment_bytes or (
+            segment.due and (self._has_free_flusher(lane) or segment.rows >= self.max_rows * GROWTH_LIMIT)
+        ):
             self._seal(lane)
 
     @staticmethod

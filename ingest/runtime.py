@@ -146,6 +146,10 @@ class IngestRuntime:
                         access_log=False,
                         server_header=False,
                         timeout_graceful_shutdown=10,
+                        # the OTLP receiver answers 503 beyond this many requests in progress
+                        limit_concurrency=(
+                            settings.OLLYSTACK_MAX_CONCURRENT_REQUESTS if app_name == "otlp" else None
+                        ),
                     )
                 )
                 self._uvicorn.append(server)
@@ -172,7 +176,9 @@ class IngestRuntime:
     def _start_grpc(self, listener: Listener) -> tuple[grpc.aio.Server, int]:
         address = _format_address(self.host, listener.port)
         try:
-            return build_server(self.service, address, self.max_request_bytes)
+            return build_server(
+                self.service, address, self.max_request_bytes, settings.OLLYSTACK_MAX_CONCURRENT_REQUESTS
+            )
         except RuntimeError as exc:
             raise PortInUse(
                 f"cannot listen on {address} ({listener.name}): {exc}; set {listener.variable} to a free port"

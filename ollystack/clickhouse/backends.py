@@ -158,7 +158,13 @@ def segment_insert_sql(signal: Signal, source: str) -> str:
 
 def segment_settings(dedup_token: str, schema: Mapping[str, str]) -> dict[str, Any]:
     """Settings of a segment INSERT; ``schema`` says where the engine finds the OTLP schema."""
-    return {**schema, "insert_deduplication_token": dedup_token, "max_insert_threads": 1}
+    return {
+        **schema,
+        "insert_deduplication_token": dedup_token,
+        "max_insert_threads": 1,
+        # parse a few requests at a time (each expands to ~1 000 rows): less memory, same single part
+        "max_block_size": 8,
+    }
 
 
 def schema_sent_along(signal: Signal) -> dict[str, str]:
@@ -179,8 +185,13 @@ class EmbeddedBackend(Backend):
     """
 
     def __init__(self, path: Path | str, pool_size: int = 4) -> None:
+        # chdb's allocator (jemalloc, configured by JE_MALLOC_CONF when it first runs): one arena instead of
+        # 4 per core keeps freed memory reusable across the engine's threads (measured: peak resident set
+        # of two concurrent 8 MiB segment inserts 359 → 293 MiB anonymous, and no slower).
+        os.environ.setdefault("JE_MALLOC_CONF", "narenas:1")
         from chdb import session
 
+        release_untouched_library_pages("chdb")
         self.path = Path(path).resolve()
         self.path.mkdir(parents=True, exist_ok=True)
         self._sessions: queue.LifoQueue[Any] = queue.LifoQueue()
@@ -269,6 +280,38 @@ class EmbeddedBackend(Backend):
             for sess in self._all:
                 sess.close()
             self._all.clear()
+
+
+_MADV_PAGEOUT = 21  # Linux ≥ 5.4
+
+
+def release_untouched_library_pages(name: str) -> int:
+    """Hand the read-only pages of a loaded shared library back to the kernel; returns the mappings advised.
+
+    Loading chdb's library (≈700 MB, the whole ClickHouse server) faults in ≈340 MB of it, most of which is
+    code the embedded engine never runs. ``MADV_PAGEOUT`` drops those clean file-backed pages; the ones the
+    engine does use come back on first touch (measured: resident set 395 → 131 MiB after import, 236 MiB
+    after a workload). Best effort: a no-op where ``/proc`` or ``madvise`` are missing.
+    """
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        madvise = libc.madvise
+        madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+        with open("/proc/self/maps") as maps:
+            lines = maps.readlines()
+    except (OSError, AttributeError):
+        return 0
+    advised = 0
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 6 or name not in Path(fields[5]).name or "w" in fields[1]:
+            continue
+        start, end = (int(x, 16) for x in fields[0].split("-"))
+        if madvise(start, end - start, _MADV_PAGEOUT) == 0:
+            advised += 1
+    return advised
 
 
 def inline_source(signal: Signal, data: bytes) -> str:

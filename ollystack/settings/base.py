@@ -105,6 +105,10 @@ OLLYSTACK_METRICS_PORT = env_int("OLLYSTACK_METRICS_PORT", 8888)
 OLLYSTACK_MAX_REQUEST_BYTES = env_int("OLLYSTACK_MAX_REQUEST_BYTES", 16 * 1024 * 1024)
 OLLYSTACK_BATCH_MAX_ROWS = env_int("OLLYSTACK_BATCH_MAX_ROWS", 10_000)
 OLLYSTACK_BATCH_MAX_DELAY_MS = env_int("OLLYSTACK_BATCH_MAX_DELAY_MS", 200)
+OLLYSTACK_BATCH_MAX_BYTES = env_int("OLLYSTACK_BATCH_MAX_BYTES", 8 << 20)
+# OTLP requests in progress per receiver (gRPC, HTTP); more are refused with a retryable status. With the
+# request size limit this bounds the bytes ingest holds in memory.
+OLLYSTACK_MAX_CONCURRENT_REQUESTS = env_int("OLLYSTACK_MAX_CONCURRENT_REQUESTS", 64)
 OLLYSTACK_WAL_DIR = Path(env_str("OLLYSTACK_WAL_DIR", str(VAR_DIR / "wal")))
 # Bytes of acknowledged data waiting for ClickHouse before ingest answers UNAVAILABLE / 503.
 OLLYSTACK_WAL_MAX_BYTES = env_int("OLLYSTACK_WAL_MAX_BYTES", 1 << 30)
