@@ -192,6 +192,7 @@ class IngestRuntime:
             await self._grpc.stop(GRPC_GRACE_SECONDS)
         await asyncio.gather(*tasks, return_exceptions=True)
         await self.pipeline.stop()
+        await self.service.stop()
         self.keys.stop()
         backend = self.backend
         if backend is None:
