@@ -22,8 +22,9 @@ that INSERT (see ``ollystack.clickhouse.ingest_sql``): Python never touches sing
   segment's file name as the insert deduplication token, and delete the file after a successful insert.
   A replay after a crash between insert and delete is therefore dropped by ClickHouse, not stored twice.
 - A failed insert keeps the segment at the head of the queue and retries with exponential backoff. A
-  segment refused ``QUARANTINE_AFTER`` times in a row while ClickHouse answers pings is corrupt: it is
-  moved to ``<wal_dir>/quarantine/<signal>/``, logged and counted, and the segments behind it go on.
+  segment refused ``QUARANTINE_AFTER`` times in a row that ClickHouse, while up, cannot even parse is
+  corrupt: it is moved to ``<wal_dir>/quarantine/<signal>/``, logged and counted, and the segments
+  behind it go on.
 - On start, segments left by a previous run are inserted first, in name (= creation) order; a torn last
   frame of a segment written during a crash is truncated first (walking the per-request varint lengths).
 - The WAL is bounded (``OLLYSTACK_WAL_MAX_BYTES``, default 1 GiB). When it is full ``submit`` raises
@@ -57,10 +58,10 @@ WAL_MAX_BYTES = 1 << 30
 TENANT_WAL_SHARE = 0.5
 SEGMENT_SUFFIX = ".seg"
 RETRY_INITIAL_SECONDS = 0.5
-RETRY_MAX_SECONDS = 30.0
+RETRY_MAX_SECONDS = 10.0
 # Segments of one signal inserted at the same time: ClickHouse parses one segment on one core.
 INSERT_CONCURRENCY = 2
-# A segment refused this many times in a row while ClickHouse answers pings is corrupt: it is quarantined.
+# A segment refused this many times in a row is checked: if ClickHouse cannot parse it, it is quarantined.
 QUARANTINE_AFTER = 3
 QUARANTINE_DIR = "quarantine"
 # While every flusher is busy a due segment keeps growing, up to this many times the batch size: under load
@@ -370,7 +371,9 @@ class Pipeline:
                 self.insert_errors += 1
                 segment.failures += 1
                 metrics.INSERT_ERRORS.labels(lane.signal.value).inc()
-                if segment.failures >= QUARANTINE_AFTER and await asyncio.to_thread(self._engine_reachable):
+                if segment.failures >= QUARANTINE_AFTER and not await asyncio.to_thread(
+                    self._readable, lane.signal, segment
+                ):
                     await asyncio.to_thread(self._quarantine, lane.signal, segment, str(exc))
                     self._release(lane, segment)
                     continue
@@ -453,12 +456,17 @@ class Pipeline:
         segment.path.unlink()
         return rows, sampled_out
 
-    def _engine_reachable(self) -> bool:
-        return bool(self._storage().ping())
+    def _readable(self, signal: Signal, segment: _Segment) -> bool:
+        """Worker thread: False only when ClickHouse answers but cannot parse the segment (corrupt data);
+        an engine that is down, full or busy is retried instead."""
+        backend = self._storage()
+        if not backend.ping():
+            return True
+        return bool(backend.segment_is_readable(signal, segment.path))
 
     def _quarantine(self, signal: Signal, segment: _Segment, error: str) -> None:
-        """Worker thread: ClickHouse is up but refuses this segment again and again (corrupt data): move it
-        aside so that the segments behind it are inserted, and report it."""
+        """Worker thread: ClickHouse is up but cannot parse this segment (corrupt data): move it aside so
+        that the segments behind it are inserted, and report it."""
         target = self.wal_dir / QUARANTINE_DIR / signal.value
         target.mkdir(parents=True, exist_ok=True)
         if segment.fd is not None:

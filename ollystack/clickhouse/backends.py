@@ -14,7 +14,7 @@ import os
 import queue
 import threading
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,6 +82,17 @@ class Backend:
     def segment_source(self, signal: Signal, path: Path) -> tuple[str, dict[str, str]]:
         """The table function that reads a segment, and the settings that locate its schema."""
         raise NotImplementedError
+
+    def segment_is_readable(self, signal: Signal, path: Path) -> bool:
+        """Whether the engine can parse every request of a segment (False: the bytes are damaged)."""
+        from ollystack.clickhouse import ingest_sql
+
+        source, schema = self.segment_source(signal, path)
+        try:
+            self.query(ingest_sql.parse_check_statement(signal.value, source), settings=schema)
+        except QueryError:
+            return False
+        return True
 
     def sampled_out_by_tenant(self, path: Path) -> dict[str, int]:
         """Spans of a traces segment that trace sampling drops, per tenant id."""
@@ -248,6 +259,10 @@ class EmbeddedBackend(Backend):
                     else sess.query(text, fmt, params=bound)
                 )
             except RuntimeError as exc:
+                # A query that fails while streaming leaves part of its output in the session, prepended to
+                # the next result (measured with chdb 4.4); one throwaway query takes it.
+                with suppress(Exception):
+                    sess.query("SELECT 1", fmt)
                 raise QueryError(str(exc)) from None
 
     def query(self, sql: str, params: Params | None = None, settings: Settings | None = None) -> QueryResult:

@@ -325,3 +325,9 @@ _BUILDERS = {"traces": _spans, "logs": _logs, "metrics": _metrics}
 def insert_statement(signal: str, source: str) -> str:
     """The one INSERT that stores every record of a segment read from ``source``."""
     return _BUILDERS[signal](source)
+
+
+def parse_check_statement(signal: str, source: str) -> str:
+    """The INSERT's SELECT, counted instead of stored: fails exactly when the segment cannot be parsed."""
+    select = insert_statement(signal, source).split("\n", 1)[1]
+    return f"SELECT count() FROM (\n{select}\n)"

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from ollystack.clickhouse import EmbeddedBackend, Signal
+from ollystack.clickhouse import Backend, EmbeddedBackend, QueryError, Signal
 from ollystack.clickhouse.migrate import apply_migrations, migration_names
 from ollystack.clickhouse.otlp import frame
 from ollystack.clickhouse.queries import select
@@ -181,3 +181,10 @@ def test_migrate_command_reports_locked_engine(clickhouse: Any) -> None:
     )
     assert proc.returncode != 0
     assert "is in use by another OllyStack process" in proc.stderr
+
+
+def test_a_query_failing_mid_stream_does_not_spoil_the_next_one(clickhouse: Backend) -> None:
+    for _ in range(5):  # every session of the pool
+        with pytest.raises(QueryError, match="throwIf"):
+            clickhouse.query("SELECT number, throwIf(number = 70000) FROM numbers(100000)")
+        assert clickhouse.query("SELECT 1 AS one").rows == [(1,)]

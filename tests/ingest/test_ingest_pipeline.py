@@ -12,7 +12,7 @@ import pytest
 from ingest import metrics
 from ingest import pipeline as pipeline_module
 from ingest.pipeline import GROWTH_LIMIT, Backpressure, Pipeline, Throttled, valid_prefix_length
-from ollystack.clickhouse import Backend, Signal
+from ollystack.clickhouse import Backend, QueryError, Signal
 from ollystack.clickhouse.otlp import frame
 from tenants.logic import IngestPrincipal
 from tests.ingest.conftest import logs_request, run_pipeline, trace_request
@@ -234,6 +234,56 @@ def test_submit_after_stop_is_refused(tmp_path: Path, clickhouse: Backend) -> No
     pipeline = run_pipeline(tmp_path, clickhouse, lambda p: asyncio.sleep(0))
     with pytest.raises(Backpressure, match="shutting down"):
         asyncio.run(pipeline.submit(Signal.TRACES, principal(), b"", 1))
+
+
+class FailingWriter:
+    """The real engine whose inserts fail while ``down`` is set (as when its disk is full): it still
+    answers pings and parses segments, so nothing may be quarantined."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.down = True
+        self.failures = 0
+
+    def insert_otlp_segment(self, signal: Signal, path: Path, dedup_token: str) -> int:
+        if self.down:
+            self.failures += 1
+            raise QueryError("Code: 243. DB::Exception: Cannot reserve 1.00 MiB, not enough space")
+        return self.backend.insert_otlp_segment(signal, path, dedup_token)
+
+    def ping(self) -> bool:
+        return True
+
+    def segment_is_readable(self, signal: Signal, path: Path) -> bool:
+        return self.backend.segment_is_readable(signal, path)
+
+
+def test_wal_absorbs_a_failing_writer_and_drains_exactly_once_when_it_recovers(
+    tmp_path: Path, clickhouse: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pipeline_module, "RETRY_INITIAL_SECONDS", 0.01)
+    monkeypatch.setattr(pipeline_module, "RETRY_MAX_SECONDS", 0.05)
+    tenant = principal()
+    writer = FailingWriter(clickhouse)
+
+    async def body_fn(pipeline: Pipeline) -> None:
+        for _ in range(10):
+            await pipeline.submit(Signal.TRACES, tenant, trace_request(spans=3).SerializeToString(), 3)
+            await asyncio.sleep(0.03)
+        assert writer.failures > pipeline_module.QUARANTINE_AFTER  # retried, and checked, not quarantined
+        assert len(segments(tmp_path)) >= 2
+        assert pipeline.wal_bytes > 0
+        assert stored(clickhouse, Signal.TRACES, tenant) == 0
+        writer.down = False
+        for _ in range(200):
+            if not segments(tmp_path):
+                break
+            await asyncio.sleep(0.02)
+
+    pipeline = run_pipeline(tmp_path, writer, body_fn, max_delay_ms=20)  # type: ignore[arg-type]
+    assert stored(clickhouse, Signal.TRACES, tenant) == 30
+    assert pipeline.wal_bytes == 0
+    assert not (tmp_path / "quarantine").exists()
 
 
 class GatedBackend:
