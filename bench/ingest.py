@@ -1,8 +1,8 @@
-"""End-to-end OTLP/gRPC ingest benchmark against a real `manage.py serve` (embedded engine).
+"""End-to-end OTLP/gRPC ingest benchmark against a real `manage.py ingestd` (embedded engine).
 
 Several client processes send pre-built 1 000-record requests with many calls in flight. A record counts
 as ingested when the server reports it written to ClickHouse (self-metrics on the metrics port), so the
-figure is end to end: receive, validate, WAL, batch, INSERT. Peak RSS of the server is sampled throughout.
+figure is end to end: receive, validate, WAL, batch, INSERT. Peak RSS of ingestd is sampled throughout.
 Output: a table on stdout and var/bench/ingest.json.
 """
 
@@ -114,6 +114,13 @@ def _written(metrics_url: str) -> dict[str, float]:
     return totals
 
 
+def _manage(env: dict[str, str], *args: str) -> str:
+    done = subprocess.run(  # noqa: S603 (our own manage.py with fixed arguments)
+        [sys.executable, "manage.py", *args], cwd=REPO, env=env, check=True, capture_output=True, text=True
+    )
+    return done.stdout
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     var = Path(tempfile.mkdtemp(prefix="ollystack-bench-"))
     ports = {name: _free_port() for name in ("http", "grpc", "otlp_http", "metrics")}
@@ -127,19 +134,34 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         OLLYSTACK_METRICS_PORT=str(ports["metrics"]),
         OLLYSTACK_LOG_LEVEL="WARNING",
     )
-    log = (var / "serve.log").open("w")
+    _manage(env, "migrate", "--noinput")
+    _manage(env, "migrate_clickhouse")
+    key = json.loads(_manage(env, "tenant", "create", "bench", "--json"))["ingest_key"]
+    log = (var / "ingestd.log").open("w")
     server = subprocess.Popen(
-        [sys.executable, "manage.py", "serve"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT
+        [sys.executable, "manage.py", "ingestd"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT
     )
     proc = psutil.Process(server.pid)
     peak_rss = 0
     stop_sampling = threading.Event()
 
+    peak_parts: dict[str, int] = {}
+
     def sample() -> None:
         nonlocal peak_rss
         while not stop_sampling.is_set():
             try:
-                peak_rss = max(peak_rss, proc.memory_info().rss)
+                rss = proc.memory_info().rss
+                if os.environ.get("BENCH_SMAPS") and int(time.monotonic() * 20) % 10 == 0:
+                    print(f"rss {rss / 2**20:.0f} MiB", flush=True)
+                if rss > peak_rss:
+                    peak_rss = rss
+                    if os.environ.get("BENCH_SMAPS"):
+                        with open(f"/proc/{proc.pid}/smaps_rollup") as fh:
+                            for line in fh:
+                                key, _, value = line.partition(":")
+                                if key in ("Anonymous", "Private_Clean", "Shared_Clean", "Private_Dirty"):
+                                    peak_parts[key] = int(value.split()[0]) // 1024
             except psutil.Error:
                 return
             time.sleep(0.05)
@@ -149,15 +171,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         deadline = time.monotonic() + 120
         while True:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{ports['http']}/readyz", timeout=2) as resp:
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{ports['metrics']}/metrics", timeout=2
+                ) as resp:
                     if resp.status == 200:
                         break
             except OSError:
                 pass
             if server.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"server did not start:\n{(var / 'serve.log').read_text()}")
+                raise SystemExit(f"ingestd did not start:\n{(var / 'ingestd.log').read_text()}")
             time.sleep(0.2)
-        key = json.loads((var / "bootstrap.json").read_text())["ingest_key"]
         threading.Thread(target=sample, daemon=True).start()
         metrics_url = f"http://127.0.0.1:{ports['metrics']}/metrics"
         target = f"127.0.0.1:{ports['grpc']}"
@@ -216,6 +239,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         server.terminate()
         server.wait(timeout=60)
     results["server_peak_rss_mib"] = round(peak_rss / 2**20, 1)
+    if peak_parts:
+        print("at peak (MiB):", peak_parts)
     results["config"] = {
         "clients": args.clients,
         "inflight_per_client": args.inflight,
