@@ -10,6 +10,7 @@ embedded engine admits one process per directory, so stop ``serve``/``ingestd`` 
 from __future__ import annotations
 
 import base64
+import logging
 import re
 from typing import Any
 
@@ -60,6 +61,8 @@ class Command(BaseCommand):
         if "olly_format" in params:
             raise CommandError("--param olly_format is reserved by clickhouse_query; rename the parameter")
         params["olly_format"] = options["format"]
+        # The driver logs each failed connection with a traceback; the error below already names the cause.
+        logging.getLogger("clickhouse_driver").setLevel(logging.ERROR)
         try:
             backend = get_backend()
         except EngineLockedError as exc:
