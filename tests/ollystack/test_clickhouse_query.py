@@ -89,8 +89,6 @@ def test_refused_and_failing_queries_exit_1_with_the_reason(var_dir: Path, sql: 
     assert done.returncode == 1, stderr
     assert message in stderr
     assert "Traceback" not in stderr
-    still = _manage(var_dir, "clickhouse_query", "SELECT count() FROM ch_migrations WHERE name = 'x'")
-    assert still.stdout == b"0\n"
 
 
 def test_engine_held_by_another_process(var_dir: Path) -> None:
@@ -134,9 +132,9 @@ def test_unreachable_server_is_a_clear_error(tmp_path: Path, closed_port: int) -
     )
     stderr = done.stderr.decode()
     assert done.returncode == 1, stderr
-    assert "the query failed: " in stderr
-    assert f"127.0.0.1:{closed_port}" in stderr
-    assert "Traceback" not in stderr
+    [line] = stderr.strip().splitlines()  # the reason only, no driver traceback before it
+    assert line.startswith("CommandError: the query failed: "), line
+    assert f"127.0.0.1:{closed_port}" in line
 
 
 @pytest.mark.parametrize(
