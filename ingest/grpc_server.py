@@ -37,16 +37,22 @@ from ingest.service import IngestService
 log = logging.getLogger(__name__)
 
 STATUS_DETAILS_KEY = "grpc-status-details-bin"
+# The OpenTelemetry Python exporter reads the delay only from this trailer (a bare RetryInfo).
+RETRY_INFO_KEY = "google.rpc.retryinfo-bin"
+
+
+def _retry_info(retry_after: float) -> error_details_pb2.RetryInfo:
+    seconds = int(retry_after)
+    delay = duration_pb2.Duration(seconds=seconds, nanos=int((retry_after - seconds) * 1e9))
+    return error_details_pb2.RetryInfo(retry_delay=delay)
 
 
 def status_details(code: grpc.StatusCode, message: str, retry_after: float | None = None) -> bytes:
     """A serialized ``google.rpc.Status`` for the ``grpc-status-details-bin`` trailer."""
     status = status_pb2.Status(code=code.value[0], message=message)
     if retry_after is not None:
-        seconds = int(retry_after)
-        delay = duration_pb2.Duration(seconds=seconds, nanos=int((retry_after - seconds) * 1e9))
         detail = any_pb2.Any()
-        detail.Pack(error_details_pb2.RetryInfo(retry_delay=delay))
+        detail.Pack(_retry_info(retry_after))
         status.details.append(detail)
     return bytes(status.SerializeToString())
 
@@ -65,7 +71,11 @@ def _handler(service: IngestService, spec: SignalSpec) -> grpc.RpcMethodHandler:
     async def export(request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
         async def fail(code: grpc.StatusCode, message: str, retry_after: float | None = None) -> NoReturn:
             metrics.REQUESTS.labels("grpc", signal.value, code.name).inc()
-            trailer = ((STATUS_DETAILS_KEY, status_details(code, message, retry_after)),)
+            trailer: tuple[tuple[str, bytes], ...] = (
+                (STATUS_DETAILS_KEY, status_details(code, message, retry_after)),
+            )
+            if retry_after is not None:
+                trailer += ((RETRY_INFO_KEY, _retry_info(retry_after).SerializeToString()),)
             await context.abort(code, message, trailing_metadata=trailer)
             raise AssertionError("context.abort returned")
 

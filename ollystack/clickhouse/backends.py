@@ -359,11 +359,14 @@ class NativeBackend(Backend):
 
     def __init__(self, url: str) -> None:
         from clickhouse_driver import Client
+        from clickhouse_driver.util.helpers import parse_url
 
         self.url = url
         self._local = threading.local()
         self._clients: list[Any] = []
-        self._factory = lambda: Client.from_url(url, settings={"server_side_params": True})
+        host, options = parse_url(url)
+        options["settings"] = {**options.get("settings", {}), "server_side_params": True}
+        self._factory = lambda: Client(host, **options)
 
     def _client(self) -> Any:
         client = getattr(self._local, "client", None)

@@ -15,7 +15,7 @@ from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
 from ingest.auth import KeyCache
-from ingest.grpc_server import STATUS_DETAILS_KEY, build_server
+from ingest.grpc_server import RETRY_INFO_KEY, STATUS_DETAILS_KEY, build_server
 from ingest.pipeline import Pipeline
 from ingest.service import IngestService
 from ollystack.clickhouse import Backend, Signal
@@ -154,4 +154,6 @@ def retry_delay(error: grpc.aio.AioRpcError) -> float:
     assert status.message == error.details()
     info = error_details_pb2.RetryInfo()
     assert status.details[0].Unpack(info)
+    # the same delay as a bare RetryInfo trailer, where the OpenTelemetry Python exporter looks for it
+    assert error_details_pb2.RetryInfo.FromString(trailers[RETRY_INFO_KEY]) == info
     return info.retry_delay.seconds + info.retry_delay.nanos / 1e9
