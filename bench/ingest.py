@@ -139,7 +139,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     key = json.loads(_manage(env, "tenant", "create", "bench", "--json"))["ingest_key"]
     log = (var / "ingestd.log").open("w")
     server = subprocess.Popen(
-        [sys.executable, "manage.py", "ingestd"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT
+        [sys.executable, "manage.py", "ingestd"],
+        cwd=REPO,
+        env={**env, **{k[6:]: v for k, v in os.environ.items() if k.startswith("BENCH_OLLYSTACK_")}}, stdout=log, stderr=subprocess.STDOUT
     )
     proc = psutil.Process(server.pid)
     peak_rss = 0

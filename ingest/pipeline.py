@@ -446,7 +446,11 @@ class Pipeline:
             segment.fd = None
             _fsync_directory(segment.path.parent)
         backend = self._storage()
-        rows = int(backend.insert_otlp_segment(signal, segment.path, dedup_token=segment.path.name))
+        rows = int(
+            backend.insert_otlp_segment(
+                signal, segment.path, dedup_token=segment.path.name, sampled=segment.sampled
+            )
+        )
         sampled_out: dict[str, int] = {}
         if segment.sampled:
             try:
@@ -528,7 +532,8 @@ class Pipeline:
                 else:
                     path.unlink()
                 continue
-            segments.append(_Segment(path, size=valid))
+            # which tenants (and whether any sampled one) wrote it is not known: apply the sampling rule
+            segments.append(_Segment(path, size=valid, sampled=signal is Signal.TRACES))
         return segments
 
 

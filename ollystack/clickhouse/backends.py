@@ -75,8 +75,9 @@ class Backend:
     def close(self) -> None:
         raise NotImplementedError
 
-    def insert_otlp_segment(self, signal: Signal, path: Path, dedup_token: str) -> int:
-        """Insert every record of a segment file; returns the number of rows ClickHouse wrote."""
+    def insert_otlp_segment(self, signal: Signal, path: Path, dedup_token: str, sampled: bool = False) -> int:
+        """Insert every record of a segment file; returns the number of rows ClickHouse wrote. ``sampled``:
+        the segment holds requests that carry trace sampling parameters."""
         raise NotImplementedError
 
     def segment_source(self, signal: Signal, path: Path) -> tuple[str, dict[str, str]]:
@@ -160,11 +161,11 @@ def format_param(value: Any) -> str:
     return _literal(value)
 
 
-def segment_insert_sql(signal: Signal, source: str) -> str:
+def segment_insert_sql(signal: Signal, source: str, sampled: bool = False) -> str:
     """The INSERT for one segment, reading from ``source`` (a ``file()``/``format()`` call)."""
     from ollystack.clickhouse import ingest_sql
 
-    return ingest_sql.insert_statement(signal.value, source)
+    return ingest_sql.insert_statement(signal.value, source, sampled)
 
 
 def segment_settings(dedup_token: str, schema: Mapping[str, str]) -> dict[str, Any]:
@@ -173,8 +174,6 @@ def segment_settings(dedup_token: str, schema: Mapping[str, str]) -> dict[str, A
         **schema,
         "insert_deduplication_token": dedup_token,
         "max_insert_threads": 1,
-        # parse a few requests at a time (each expands to ~1 000 rows): less memory, same single part
-        "max_block_size": 8,
         # an INSERT … SELECT over one file has nothing for the plan optimizer to do; skipping it saves
         # ~7 ms per insert and 7-10 % of an 8 MiB segment's insert time (measured)
         "query_plan_enable_optimizations": 0,
@@ -281,10 +280,11 @@ class EmbeddedBackend(Backend):
         source = f"file({_literal(str(Path(path).resolve()))}, 'Protobuf', {_literal(_structure(signal))})"
         return source, self._schemas[signal]
 
-    def insert_otlp_segment(self, signal: Signal, path: Path, dedup_token: str) -> int:
+    def insert_otlp_segment(self, signal: Signal, path: Path, dedup_token: str, sampled: bool = False) -> int:
         source, schema = self.segment_source(signal, path)
         settings = segment_settings(dedup_token, schema)
-        return int(self._run(segment_insert_sql(signal, source), None, settings, "CSV").rows_written())
+        sql = segment_insert_sql(signal, source, sampled)
+        return int(self._run(sql, None, settings, "CSV").rows_written())
 
     def insert_otlp_segment_inline(self, signal: Signal, data: bytes, dedup_token: str) -> int:
         """The server variant (segment and schema sent with the query), run on the embedded engine."""
@@ -396,9 +396,10 @@ class NativeBackend(Backend):
     def segment_source(self, signal: Signal, path: Path) -> tuple[str, dict[str, str]]:
         return inline_source(signal, Path(path).read_bytes()), schema_sent_along(signal)
 
-    def insert_otlp_segment(self, signal: Signal, path: Path, dedup_token: str) -> int:
+    def insert_otlp_segment(self, signal: Signal, path: Path, dedup_token: str, sampled: bool = False) -> int:
         source, schema = self.segment_source(signal, path)
-        self._execute(segment_insert_sql(signal, source), None, segment_settings(dedup_token, schema))
+        sql = segment_insert_sql(signal, source, sampled)
+        self._execute(sql, None, segment_settings(dedup_token, schema))
         return int(self._client().last_query.progress.written_rows)
 
     def close(self) -> None:

@@ -245,11 +245,14 @@ class FailingWriter:
         self.down = True
         self.failures = 0
 
-    def insert_otlp_segment(self, signal: Signal, path: Path, dedup_token: str) -> int:
+    def insert_otlp_segment(self, signal: Signal, path: Path, dedup_token: str, sampled: bool = False) -> int:
         if self.down:
             self.failures += 1
             raise QueryError("Code: 243. DB::Exception: Cannot reserve 1.00 MiB, not enough space")
-        return self.backend.insert_otlp_segment(signal, path, dedup_token)
+        return self.backend.insert_otlp_segment(signal, path, dedup_token, sampled)
+
+    def sampled_out_by_tenant(self, path: Path) -> dict[str, int]:
+        return self.backend.sampled_out_by_tenant(path)
 
     def ping(self) -> bool:
         return True
@@ -294,9 +297,9 @@ class GatedBackend:
         self.gate = threading.Event()
         self.rows: list[int] = []
 
-    def insert_otlp_segment(self, signal: Signal, path: Path, dedup_token: str) -> int:
+    def insert_otlp_segment(self, signal: Signal, path: Path, dedup_token: str, sampled: bool = False) -> int:
         self.gate.wait(timeout=30)
-        rows = self.backend.insert_otlp_segment(signal, path, dedup_token)
+        rows = self.backend.insert_otlp_segment(signal, path, dedup_token, sampled)
         self.rows.append(rows)
         return rows
 

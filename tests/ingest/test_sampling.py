@@ -12,7 +12,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from ingest import metrics
 from ingest.pipeline import Pipeline
 from ollystack.clickhouse import Backend, Signal
-from ollystack.clickhouse.otlp import RANDOMNESS_BITS, sample_threshold
+from ollystack.clickhouse.otlp import RANDOMNESS_BITS, frame, sample_threshold
 from ollystack.telemetry.services import service_red
 from tenants.logic import IngestPrincipal, TenantPolicy
 from tests.ingest.conftest import BASE_NS, kv, logs_request, run_pipeline
@@ -157,3 +157,20 @@ def test_threshold_keeps_the_given_share_of_randomness(rate: float) -> None:
     kept_share = ((1 << RANDOMNESS_BITS) - threshold) / (1 << RANDOMNESS_BITS)
     assert kept_share == pytest.approx(rate, rel=1e-6, abs=2**-56)
     assert 0 <= threshold < 1 << RANDOMNESS_BITS
+
+
+def test_a_replayed_segment_is_sampled_as_when_it_was_written(tmp_path: Path, clickhouse: Backend) -> None:
+    tenant = sampled_tenant()
+    trace_ids = [uuid.uuid4().bytes for _ in range(400)]
+    threshold = sample_threshold(RATE)
+    directory = tmp_path / "traces"
+    directory.mkdir()
+    data = frame(tenant.tenant_id, spans_request(trace_ids), threshold, SLOW_MS * 1_000_000)
+    (directory / f"{uuid.uuid4().int % 10**20:020d}-1-{uuid.uuid4().hex[:8]}.seg").write_bytes(data)
+
+    async def nothing(pipeline: Pipeline) -> None:
+        return None
+
+    run_pipeline(tmp_path, clickhouse, nothing)
+    kept = {t for t in trace_ids if randomness(t) >= threshold}
+    assert {r[0] for r in stored_spans(clickhouse, tenant)} == kept
