@@ -138,11 +138,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     _manage(env, "migrate_clickhouse")
     key = json.loads(_manage(env, "tenant", "create", "bench", "--json"))["ingest_key"]
     log = (var / "ingestd.log").open("w")
+    # BENCH_OLLYSTACK_X=… reaches ingestd as OLLYSTACK_X=…, for trying settings
+    tried = {k.removeprefix("BENCH_"): v for k, v in os.environ.items() if k.startswith("BENCH_OLLYSTACK_")}
     server = subprocess.Popen(
         [sys.executable, "manage.py", "ingestd"],
         cwd=REPO,
-        env={**env, **{k[6:]: v for k, v in os.environ.items() if k.startswith("BENCH_OLLYSTACK_")}}, stdout=log, stderr=subprocess.STDOUT
+        env={**env, **tried},
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
+
     proc = psutil.Process(server.pid)
     peak_rss = 0
     stop_sampling = threading.Event()
@@ -154,11 +159,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         while not stop_sampling.is_set():
             try:
                 rss = proc.memory_info().rss
-                if os.environ.get("BENCH_SMAPS") and int(time.monotonic() * 20) % 10 == 0:
-                    print(f"rss {rss / 2**20:.0f} MiB", flush=True)
                 if rss > peak_rss:
                     peak_rss = rss
-                    if os.environ.get("BENCH_SMAPS"):
+                    if os.environ.get("BENCH_MEMORY_BREAKDOWN"):
                         with open(f"/proc/{proc.pid}/smaps_rollup") as fh:
                             for line in fh:
                                 key, _, value = line.partition(":")

@@ -68,7 +68,7 @@ QUARANTINE_DIR = "quarantine"
 # inserts get bigger, which amortises the engine's fixed cost per INSERT (≈40 ms measured, mostly planning).
 GROWTH_LIMIT = 10
 # ...and never beyond this many bytes: the engine's memory for one INSERT grows with the segment.
-BATCH_MAX_BYTES = 8 << 20
+BATCH_MAX_BYTES = 16 << 20
 
 
 class Retryable(Exception):

@@ -174,6 +174,9 @@ def segment_settings(dedup_token: str, schema: Mapping[str, str]) -> dict[str, A
         **schema,
         "insert_deduplication_token": dedup_token,
         "max_insert_threads": 1,
+        # parse the segment in 1 MiB blocks, not as one: parsing a 20 MiB segment needed > 160 MiB before,
+        # < 40 MiB now, and is ~10 % faster (measured)
+        "input_format_max_block_size_bytes": 1 << 20,
         # an INSERT … SELECT over one file has nothing for the plan optimizer to do; skipping it saves
         # ~7 ms per insert and 7-10 % of an 8 MiB segment's insert time (measured)
         "query_plan_enable_optimizations": 0,
@@ -187,6 +190,11 @@ def schema_sent_along(signal: Signal) -> dict[str, str]:
         "format_schema_source": "string",
         "format_schema_message_name": "Row",
     }
+
+
+# Server settings of the embedded engine. Merges run in the background of the same process as ingest; the
+# server default of 16 merge threads on a 2-core machine only multiplies their memory.
+ENGINE_SETTINGS = "background_pool_size=2"
 
 
 class EmbeddedBackend(Backend):
@@ -213,7 +221,7 @@ class EmbeddedBackend(Backend):
         self._lock = threading.Lock()
         for _ in range(max(1, pool_size)):
             try:
-                sess = session.Session(str(self.path))
+                sess = session.Session(f"{self.path}?{ENGINE_SETTINGS}")
             except Exception as exc:
                 if "Cannot lock file" in str(exc) or _held_by_other_process(self.path):
                     self.close()
