@@ -114,6 +114,26 @@ def _written(metrics_url: str) -> dict[str, float]:
     return totals
 
 
+def _thread_cpu_seconds(pid: int) -> dict[str, float]:
+    """CPU seconds per thread name of a process (numbers stripped: ``QueryPipelineEx``, ``python``, …)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            name = Path(f"/proc/{pid}/task/{tid}/comm").read_text().strip()
+            fields = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        group = re.sub(r"[\d_:-]+$", "", name) or name
+        out[group] = out.get(group, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+def _machine_cpu_seconds() -> float:
+    times = psutil.cpu_times()
+    return float(times.user + times.system + getattr(times, "nice", 0.0))
+
+
 def _manage(env: dict[str, str], *args: str) -> str:
     done = subprocess.run(  # noqa: S603 (our own manage.py with fixed arguments)
         [sys.executable, "manage.py", *args], cwd=REPO, env=env, check=True, capture_output=True, text=True
@@ -218,6 +238,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 c.start()
             for _ in clients:
                 ready.get(timeout=300)
+            cpu_before, machine_before = _thread_cpu_seconds(server.pid), _machine_cpu_seconds()
             t_start = time.perf_counter()
             go.set()
             acked = sum(out.get(timeout=900) for _ in clients) * args.records
@@ -232,12 +253,22 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     )
                 time.sleep(0.02)
             t_written = time.perf_counter()
+            elapsed = t_written - t_start
+            cpu_after = _thread_cpu_seconds(server.pid)
+            threads = {k: cpu_after[k] - cpu_before.get(k, 0.0) for k in cpu_after}
+            server_cores = sum(threads.values()) / elapsed
+            top = sorted(threads.items(), key=lambda kv: -kv[1])[:6]
             results[workload] = {
                 "records": total,
                 "acked": acked,
                 "seconds": round(t_written - t_start, 3),
                 "records_per_second": round(total / (t_written - t_start)),
                 "ack_records_per_second": round(acked / (t_acked - t_start)),
+                # cores busy on average while the workload ran: the server (by thread) and the rest
+                # of the machine (load generator, background merges of earlier workloads are inside)
+                "server_cores": round(server_cores, 2),
+                "server_cores_by_thread": {k: round(v / elapsed, 2) for k, v in top},
+                "other_cores": round((_machine_cpu_seconds() - machine_before) / elapsed - server_cores, 2),
             }
     finally:
         stop_sampling.set()
@@ -279,3 +310,7 @@ def main() -> None:
             f"{r['ack_records_per_second']:>20,}"
         )
     print(f"server peak RSS: {results['server_peak_rss_mib']} MiB   (written to {out})")
+    for workload in args.workloads:
+        r = results[workload]
+        threads = ", ".join(f"{k} {v}" for k, v in r["server_cores_by_thread"].items())
+        print(f"{workload}: ingestd {r['server_cores']} cores ({threads}); other {r['other_cores']}")
