@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from django.test import Client
 
-from ollystack.clickhouse import Backend, get_backend, set_backend
+from ollystack.clickhouse import Backend, Signal, get_backend, set_backend
 
 
 def test_healthz():
@@ -27,7 +27,7 @@ class SilentBackend(Backend):
     def close(self) -> None:
         pass
 
-    def insert_otlp_segment(self, signal, path: Path, dedup_token: str) -> int:
+    def insert_otlp_segment(self, signal: Signal, path: Path, dedup_token: str, sampled: bool = False) -> int:
         return 0
 
 
