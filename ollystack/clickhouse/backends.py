@@ -173,6 +173,8 @@ def segment_settings(dedup_token: str, schema: Mapping[str, str]) -> dict[str, A
     return {
         **schema,
         "insert_deduplication_token": dedup_token,
+        # a replayed segment must not be counted twice by materialized views either
+        "deduplicate_blocks_in_dependent_materialized_views": 1,
         "max_insert_threads": 1,
         # parse the segment in 1 MiB blocks, not as one: parsing a 20 MiB segment needed > 160 MiB before,
         # < 40 MiB now, and is ~10 % faster (measured)
