@@ -1,0 +1,484 @@
+"""Tenant isolation of every read helper, enforced in one place: the query builder.
+
+Every public function of an ``ollystack.telemetry`` module whose first parameter is ``tenant_id`` is found
+by walking the package, so a new read helper is covered as soon as it exists — or the test fails until it
+is registered in ``HELPERS`` with the arguments to call it with. Each helper is called
+
+- as tenant A, which owns realistic data (traces with errors and cross-service calls, logs, metrics of
+  every kind) inserted through the real segment insert: it must see some of it, or the test proves nothing;
+- as tenant B, which owns similar data of its own (written in the same segments), with A's arguments (A's
+  trace id, A's services, A's search token): nothing of A may come back;
+- as a tenant without data: the result must be empty.
+
+Every statement the helpers send is recorded: each one must read every table it names under the builder's
+tenant condition, bound to the caller's tenant.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import pkgutil
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, fields, is_dataclass
+from typing import Any
+
+import pytest
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+
+import ollystack.telemetry
+from ollystack.clickhouse import Backend, Signal, get_backend, set_backend
+from ollystack.clickhouse.backends import Params, QueryResult, Settings
+from ollystack.clickhouse.otlp import frame
+from ollystack.clickhouse.queries import select
+
+NS = 1_000_000_000
+MINUTE = 60 * NS
+TENANT_CONDITION = "tenant_id = {tenant_id:String}"
+
+
+# --- the data: one tenant's telemetry, made distinguishable by a tag in every service name and token ----
+
+
+@dataclass(frozen=True)
+class Dataset:
+    tenant_id: str
+    tag: str
+    now_ns: int
+    trace_ids: tuple[str, ...]
+    error_trace_id: str
+    token: str
+
+    @property
+    def services(self) -> tuple[str, ...]:
+        return tuple(f"{name}-{self.tag}" for name in ("frontend", "checkout", "payment"))
+
+    @property
+    def start_ns(self) -> int:
+        return self.now_ns - 2 * 60 * MINUTE
+
+    @property
+    def end_ns(self) -> int:
+        return self.now_ns + 5 * MINUTE
+
+    def markers(self) -> tuple[str, ...]:
+        """Strings that only this tenant's data contains."""
+        return (self.tag, self.token, *self.trace_ids)
+
+
+def _resource(container: Any, service: str) -> Any:
+    item = container.add()
+    for key, value in (
+        ("service.name", service),
+        ("service.version", "2.3.1"),
+        ("deployment.environment", "production"),
+        ("k8s.pod.name", f"{service}-5f7c9d-x2x7q"),
+    ):
+        item.resource.attributes.add(key=key).value.string_value = value
+    return item
+
+
+def _attrs(target: Any, **values: str | int) -> None:
+    for key, value in values.items():
+        kv = target.add(key=key.replace("_", "."))
+        if isinstance(value, int):
+            kv.value.int_value = value
+        else:
+            kv.value.string_value = value
+
+
+def _trace_request(ds: Dataset) -> ExportTraceServiceRequest:
+    """A frontend → checkout → payment → postgres call chain per trace; every third payment fails."""
+    frontend, checkout, payment = ds.services
+    SERVER, CLIENT = Span.SPAN_KIND_SERVER, Span.SPAN_KIND_CLIENT
+    req = ExportTraceServiceRequest()
+    scopes = {}
+    for service in ds.services:
+        rs = _resource(req.resource_spans, service)
+        scope = rs.scope_spans.add()
+        scope.scope.name, scope.scope.version = "opentelemetry.instrumentation.flask", "0.48b0"
+        scopes[service] = scope.spans
+    for n, trace_hex in enumerate(ds.trace_ids):
+        trace = bytes.fromhex(trace_hex)
+        failed = trace_hex == ds.error_trace_id
+        t0 = ds.now_ns - (50 - 2 * n) * MINUTE
+        ids = [uuid.uuid4().bytes[:8] for _ in range(6)]
+        chain = [
+            (frontend, "GET /checkout", SERVER, b"", 0, 120, {"http_route": "/checkout"}),
+            (frontend, "POST", CLIENT, ids[0], 5, 100, {"peer_service": checkout}),
+            (checkout, "POST /api/checkout", SERVER, ids[1], 7, 95, {"http_route": "/api/checkout"}),
+            (checkout, "POST", CLIENT, ids[2], 10, 80, {"peer_service": payment}),
+            (payment, "POST /api/pay", SERVER, ids[3], 12, 75, {"http_route": "/api/pay"}),
+            (payment, "INSERT payments", CLIENT, ids[4], 20, 30, {"db_system": "postgresql"}),
+        ]
+        for i, (service, name, kind, parent, start_ms, end_ms, attributes) in enumerate(chain):
+            span = scopes[service].add(
+                trace_id=trace,
+                span_id=ids[i],
+                parent_span_id=parent,
+                name=name,
+                kind=kind,
+                start_time_unix_nano=t0 + start_ms * 1_000_000,
+                end_time_unix_nano=t0 + end_ms * 1_000_000 + n * 1000,
+            )
+            _attrs(span.attributes, **attributes, http_response_status_code=500 if failed else 200)
+            if failed and service != frontend:
+                span.status.code = Status.STATUS_CODE_ERROR
+                span.status.message = f"card declined {ds.token}"
+                event = span.events.add(time_unix_nano=t0 + 25 * 1_000_000, name="exception")
+                _attrs(event.attributes, exception_type="PaymentDeclined", exception_message="card declined")
+    return req
+
+
+def _log_request(ds: Dataset) -> ExportLogsServiceRequest:
+    req = ExportLogsServiceRequest()
+    for service in ds.services:
+        rl = _resource(req.resource_logs, service)
+        scope = rl.scope_logs.add()
+        scope.scope.name = "app.logger"
+        for n, trace_hex in enumerate(ds.trace_ids):
+            t = ds.now_ns - (50 - 2 * n) * MINUTE
+            failed = trace_hex == ds.error_trace_id and service != ds.services[0]
+            for i, (severity, text, body) in enumerate(
+                [
+                    (9, "INFO", f"handled request order={1000 + n} in {40 + n} ms"),
+                    (13, "WARN", f"retrying call attempt={n % 3} error=connection reset by peer"),
+                    (17, "ERROR", f"payment failed for order={1000 + n}: card declined {ds.token}")
+                    if failed
+                    else (9, "INFO", f"cache miss for key product:{n}, loading from database"),
+                ]
+            ):
+                record = scope.log_records.add(
+                    time_unix_nano=t + i * 1_000_000,
+                    observed_time_unix_nano=t + i * 1_000_000 + 5000,
+                    severity_number=severity,
+                    severity_text=text,
+                    trace_id=bytes.fromhex(trace_hex),
+                    span_id=uuid.uuid4().bytes[:8],
+                )
+                record.body.string_value = body
+                _attrs(record.attributes, logger_name="app.orders", code_lineno=100 + i)
+    return req
+
+
+def _metric_request(ds: Dataset) -> ExportMetricsServiceRequest:
+    """All five metric kinds per service, one point a minute for the last hour; a spike at the end of the
+    payment latency series (what anomaly detection should find)."""
+    req = ExportMetricsServiceRequest()
+    for service in ds.services:
+        rm = _resource(req.resource_metrics, service)
+        scope = rm.scope_metrics.add()
+        scope.scope.name = "app.metrics"
+        gauge = scope.metrics.add(name="queue.depth", unit="{item}", description="items waiting")
+        counter = scope.metrics.add(name="http.server.requests", unit="{request}")
+        counter.sum.aggregation_temporality, counter.sum.is_monotonic = 2, True
+        latency = scope.metrics.add(name="http.server.duration", unit="ms")
+        latency.histogram.aggregation_temporality = 2
+        exp = scope.metrics.add(name="http.server.duration.exp", unit="ms")
+        exp.exponential_histogram.aggregation_temporality = 2
+        summary = scope.metrics.add(name="gc.pause", unit="s")
+        start = ds.now_ns - 61 * MINUTE
+        for m in range(60):
+            t = ds.now_ns - (59 - m) * MINUTE
+            spike = service.startswith("payment") and m >= 58
+            value = 900.0 if spike else 10.0 + (m % 5) * 0.5
+            for route in ("/checkout", "/api/pay"):
+                point = gauge.gauge.data_points.add(time_unix_nano=t, as_double=value)
+                _attrs(point.attributes, http_route=route)
+                point = counter.sum.data_points.add(
+                    start_time_unix_nano=start, time_unix_nano=t, as_int=100 * m + len(route)
+                )
+                _attrs(point.attributes, http_route=route)
+            hist = latency.histogram.data_points.add(
+                start_time_unix_nano=start,
+                time_unix_nano=t,
+                count=10,
+                sum=value * 10,
+                min=value / 2,
+                max=value * 2,
+                explicit_bounds=[5, 10, 25, 50, 100, 250, 500, 1000],
+                bucket_counts=[0, 2, 5, 3, 0, 0, 0, 0, 0] if not spike else [0, 0, 0, 0, 0, 0, 0, 10, 0],
+            )
+            _attrs(hist.attributes, http_route="/api/pay")
+            hist.exemplars.add(time_unix_nano=t, as_double=value, trace_id=bytes.fromhex(ds.trace_ids[0]))
+            point = exp.exponential_histogram.data_points.add(
+                start_time_unix_nano=start, time_unix_nano=t, count=4, sum=value * 4, scale=2, zero_count=1
+            )
+            point.positive.offset = 3
+            point.positive.bucket_counts.extend([1, 2])
+            point = summary.summary.data_points.add(time_unix_nano=t, count=3, sum=0.03)
+            point.quantile_values.add(quantile=0.5, value=0.01)
+            point.quantile_values.add(quantile=0.99, value=0.02)
+    return req
+
+
+def _dataset(tenant_id: str, now_ns: int) -> Dataset:
+    trace_ids = tuple(uuid.uuid4().hex for _ in range(24))
+    return Dataset(
+        tenant_id=tenant_id,
+        tag=uuid.uuid4().hex[:8],
+        now_ns=now_ns,
+        trace_ids=trace_ids,
+        error_trace_id=trace_ids[-3],
+        token=f"zx{uuid.uuid4().hex[:10]}q",
+    )
+
+
+@dataclass(frozen=True)
+class Tenants:
+    a: Dataset
+    b: Dataset
+    empty: str
+
+
+@pytest.fixture(scope="module")
+def tenants(clickhouse: Backend, tmp_path_factory: pytest.TempPathFactory) -> Tenants:
+    """Tenants A and B with data written in the same segments (as the ingest path batches them), and a
+    tenant without data."""
+    now = time.time_ns()
+    a, b = _dataset(str(uuid.uuid4()), now), _dataset(str(uuid.uuid4()), now)
+    directory = tmp_path_factory.mktemp("segments")
+    for signal, build in (
+        (Signal.TRACES, _trace_request),
+        (Signal.LOGS, _log_request),
+        (Signal.METRICS, _metric_request),
+    ):
+        path = directory / f"{signal.value}.seg"
+        path.write_bytes(b"".join(frame(ds.tenant_id, build(ds).SerializeToString()) for ds in (a, b)))
+        assert clickhouse.insert_otlp_segment(signal, path, uuid.uuid4().hex) > 0
+    return Tenants(a, b, str(uuid.uuid4()))
+
+
+# --- the registry: how to call each read helper --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Call:
+    """How to call one helper on tenant A's data: ``args`` builds the arguments after ``tenant_id``;
+    ``is_empty`` says whether a result holds no data (default: :func:`is_empty`)."""
+
+    args: Callable[[Dataset], tuple[Any, ...]]
+    is_empty: Callable[[Any], bool] | None = None
+
+
+def _log_query(**kwargs: Any) -> Callable[[Dataset], tuple[Any, ...]]:
+    def build(ds: Dataset) -> tuple[Any, ...]:
+        from ollystack.telemetry.logs import LogQuery
+
+        return (LogQuery(ds.start_ns, ds.end_ns, **{k: v(ds) for k, v in kwargs.items()}),)
+
+    return build
+
+
+def _metric_query(**kwargs: Any) -> Callable[[Dataset], tuple[Any, ...]]:
+    def build(ds: Dataset) -> tuple[Any, ...]:
+        from ollystack.telemetry.metrics import MetricQuery
+
+        return (MetricQuery(ds.start_ns, ds.end_ns, **{k: v(ds) for k, v in kwargs.items()}),)
+
+    return build
+
+
+def _window(ds: Dataset) -> tuple[Any, ...]:
+    return (ds.start_ns, ds.end_ns)
+
+
+# One entry per read helper ("module.function"); several calls per helper exercise its filters.
+HELPERS: dict[str, list[Call]] = {
+    "traces.get_trace": [
+        Call(lambda ds: (ds.trace_ids[0],)),
+        Call(lambda ds: (ds.error_trace_id.upper(),)),
+    ],
+    "logs.search_logs": [
+        Call(_log_query()),
+        Call(_log_query(text=lambda ds: ds.token)),
+        Call(_log_query(trace_id=lambda ds: ds.error_trace_id, severity_min=lambda ds: 17)),
+        Call(_log_query(service=lambda ds: ds.services[2], limit=lambda ds: 5)),
+    ],
+    "metrics.list_metric_points": [
+        Call(_metric_query()),
+        Call(_metric_query(name=lambda ds: "http.server.duration", service=lambda ds: ds.services[2])),
+    ],
+    "metrics.list_metric_names": [Call(_window)],
+    "services.list_services": [Call(_window)],
+    "services.service_red": [Call(_window)],
+}
+
+
+def is_empty(value: Any) -> bool:
+    """No data: None, zero, empty text or collection; a dict or dataclass whose values are all empty."""
+    if value is None or isinstance(value, bool | int | float | str | bytes):
+        return not value
+    if is_dataclass(value) and not isinstance(value, type):
+        return all(is_empty(getattr(value, f.name)) for f in fields(value))
+    if isinstance(value, Mapping):
+        return all(is_empty(v) for v in value.values())
+    if isinstance(value, list | tuple | set | frozenset):
+        return len(value) == 0
+    raise TypeError(f"cannot tell whether a {type(value).__name__} is empty: give its Call an is_empty")
+
+
+def discover_helpers() -> dict[str, Callable[..., Any]]:
+    """Public functions of ``ollystack.telemetry.*`` modules whose first parameter is ``tenant_id``."""
+    found: dict[str, Callable[..., Any]] = {}
+    prefix = ollystack.telemetry.__name__ + "."
+    for info in pkgutil.walk_packages(ollystack.telemetry.__path__, prefix):
+        module = importlib.import_module(info.name)
+        for name, fn in inspect.getmembers(module, inspect.isfunction):
+            if name.startswith("_") or fn.__module__ != module.__name__:
+                continue
+            params = list(inspect.signature(fn).parameters)
+            if params and params[0] == "tenant_id":
+                found[f"{info.name.removeprefix(prefix)}.{name}"] = fn
+    return found
+
+
+DISCOVERED = discover_helpers()
+
+
+def test_every_read_helper_is_registered() -> None:
+    missing = sorted(set(DISCOVERED) - set(HELPERS))
+    assert not missing, (
+        f"read helpers without an entry in HELPERS of {__file__}: {', '.join(missing)}. Register each one "
+        "with the arguments that make it return tenant A's data (see Call), so that its tenant isolation "
+        "is tested."
+    )
+    stale = sorted(set(HELPERS) - set(DISCOVERED))
+    assert not stale, f"HELPERS names functions that are gone or no longer take tenant_id first: {stale}"
+
+
+# --- recording every statement --------------------------------------------------------------------------
+
+
+class RecordingBackend(Backend):
+    """The real backend, recording each statement sent (SQL and parameters)."""
+
+    def __init__(self, inner: Backend) -> None:
+        self.inner = inner
+        self.statements: list[tuple[str, dict[str, Any]]] = []
+
+    def query(self, sql: str, params: Params | None = None, settings: Settings | None = None) -> QueryResult:
+        self.statements.append((sql, dict(params or {})))
+        return self.inner.query(sql, params, settings)
+
+    def command(self, sql: str, params: Params | None = None, settings: Settings | None = None) -> None:
+        self.statements.append((sql, dict(params or {})))
+        self.inner.command(sql, params, settings)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+@pytest.fixture
+def recorder(clickhouse: Backend) -> Iterator[RecordingBackend]:
+    recording = RecordingBackend(get_backend())
+    set_backend(recording)
+    try:
+        yield recording
+    finally:
+        set_backend(recording.inner)
+
+
+@pytest.fixture(scope="module")
+def tables(clickhouse: Backend) -> set[str]:
+    """Every table, view and dictionary of the database (what a statement may read)."""
+    rows = clickhouse.query("SELECT name FROM system.tables WHERE database = currentDatabase()").rows
+    return {row[0] for row in rows}
+
+
+_TABLE_REF = re.compile(r"\b(?:FROM|JOIN)\s+`?(\w+)`?(?!\s*\()", re.IGNORECASE)
+
+
+def assert_tenant_filtered(
+    statements: list[tuple[str, dict[str, Any]]], tenant: str, tables: set[str]
+) -> None:
+    assert statements, "the helper sent no statement to ClickHouse"
+    for sql, params in statements:
+        read = [t for t in _TABLE_REF.findall(sql) if t in tables]
+        assert read, f"no table read by:\n{sql}"
+        assert sql.count(TENANT_CONDITION) >= len(read), (
+            f"a table is read without the query builder's tenant condition ({len(read)} tables, "
+            f"{sql.count(TENANT_CONDITION)} conditions):\n{sql}"
+        )
+        assert params.get("tenant_id") == tenant, f"tenant_id bound to {params.get('tenant_id')!r}:\n{sql}"
+
+
+# --- the matrix -----------------------------------------------------------------------------------------
+
+
+def _calls() -> list[Any]:
+    return [
+        pytest.param(name, i, id=f"{name}[{i}]")
+        for name in sorted(DISCOVERED)
+        for i in range(len(HELPERS.get(name, [])))
+    ]
+
+
+def _found(result: Any, markers: tuple[str, ...]) -> list[str]:
+    text = repr(result).lower()
+    return [m for m in markers if m.lower() in text]
+
+
+@pytest.mark.parametrize(("name", "index"), _calls())
+def test_helper_sees_only_its_tenants_data(
+    name: str, index: int, tenants: Tenants, recorder: RecordingBackend, tables: set[str]
+) -> None:
+    helper, call = DISCOVERED[name], HELPERS[name][index]
+    empty = call.is_empty or is_empty
+    args = call.args(tenants.a)
+
+    recorder.statements.clear()
+    own = helper(tenants.a.tenant_id, *args)
+    assert not empty(own), f"{name}{args} returned nothing for the tenant that owns the data: {own!r}"
+    assert _found(own, tenants.a.markers()), f"{name}: none of tenant A's data in {own!r}"
+    assert not _found(own, tenants.b.markers()), f"{name}: tenant B's data in tenant A's result {own!r}"
+    assert_tenant_filtered(recorder.statements, tenants.a.tenant_id, tables)
+
+    recorder.statements.clear()
+    other = helper(tenants.b.tenant_id, *args)
+    leaked = _found(other, tenants.a.markers())
+    assert not leaked, f"{name}: tenant B sees tenant A's data ({leaked}) in {other!r}"
+    assert_tenant_filtered(recorder.statements, tenants.b.tenant_id, tables)
+
+    recorder.statements.clear()
+    nobody = helper(tenants.empty, *args)
+    assert empty(nobody), f"{name}: a tenant without data gets {nobody!r}"
+    assert_tenant_filtered(recorder.statements, tenants.empty, tables)
+
+
+# --- the builder is the one place ------------------------------------------------------------------------
+
+
+def test_the_builder_refuses_a_select_without_tenant() -> None:
+    with pytest.raises(ValueError, match="tenant id is required"):
+        select("spans", "", ["count()"])
+
+
+def test_main_helpers_sql_starts_with_the_tenant_condition(
+    tenants: Tenants, recorder: RecordingBackend
+) -> None:
+    """The tenant condition is the first WHERE condition of the builder's SQL for the main read paths."""
+    a = tenants.a
+    for name, args in (
+        ("traces.get_trace", (a.trace_ids[0],)),
+        ("logs.search_logs", _log_query(text=lambda ds: ds.token)(a)),
+        ("services.service_red", _window(a)),
+        ("metrics.list_metric_points", _metric_query()(a)),
+    ):
+        recorder.statements.clear()
+        DISCOVERED[name](a.tenant_id, *args)
+        for sql, params in recorder.statements:
+            assert re.search(r"\bWHERE \(tenant_id = \{tenant_id:String\}\)", sql), f"{name}:\n{sql}"
+            assert params["tenant_id"] == a.tenant_id
+
+
+def test_helpers_reject_calls_without_tenant(tenants: Tenants) -> None:
+    for name, call in sorted((n, c[0]) for n, c in HELPERS.items() if n in DISCOVERED):
+        with pytest.raises(ValueError, match="tenant"):
+            DISCOVERED[name]("", *call.args(tenants.a))
