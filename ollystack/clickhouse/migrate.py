@@ -5,10 +5,12 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from collections.abc import Callable
+from types import ModuleType
 
 from ollystack.clickhouse import migrations
 from ollystack.clickhouse.backends import Backend
-from ollystack.clickhouse.tables.migrations_table import ch_migrations_table
+from ollystack.clickhouse.tables import SchemaOptions, render
+from ollystack.clickhouse.tables.migrations_table import ch_migrations_def
 
 
 def migration_names() -> list[str]:
@@ -17,18 +19,54 @@ def migration_names() -> list[str]:
     )
 
 
-def apply_migrations(backend: Backend, log: Callable[[str], object] = print) -> list[str]:
+def load_migration(name: str) -> ModuleType:
+    return importlib.import_module(f"{migrations.__name__}.{name}")
+
+
+def migration_statements(module: ModuleType, options: SchemaOptions) -> list[str]:
+    """A migration's statements rendered for ``options``."""
+    operations = getattr(module, "operations", None)
+    if operations is not None:
+        return list(operations(options))
+    if options.cluster:
+        raise RuntimeError(
+            f"ClickHouse migration {module.__name__} is a plain statement list and cannot run ON CLUSTER; "
+            "give it an operations(options) function"
+        )
+    return list(module.OPERATIONS)
+
+
+def default_options() -> SchemaOptions:
+    from django.conf import settings
+
+    return SchemaOptions.from_settings() if settings.configured else SchemaOptions()
+
+
+def apply_migrations(
+    backend: Backend, log: Callable[[str], object] = print, options: SchemaOptions | None = None
+) -> list[str]:
     """Apply pending migrations in order; returns the names applied (empty when up to date)."""
-    backend.command(ch_migrations_table())
+    options = options or default_options()
+    for statement in render(ch_migrations_def(), options):
+        backend.command(statement)
     done = {row[0] for row in backend.query("SELECT name FROM ch_migrations").rows}
+    # in a cluster the bookkeeping row goes through a Distributed table: written before the INSERT returns
+    record_settings = {"distributed_foreground_insert": 1} if options.cluster else None
     applied = []
     for name in migration_names():
         if name in done:
             continue
-        module = importlib.import_module(f"{migrations.__name__}.{name}")
-        for statement in module.OPERATIONS:
+        module = load_migration(name)
+        if getattr(module, "REWRITES_DATA", False):
+            log(
+                f"ClickHouse migration {name} rewrites stored data: it runs in the background after this "
+                "command and takes time and free disk in proportion to the data"
+            )
+        for statement in migration_statements(module, options):
             backend.command(statement)
-        backend.command("INSERT INTO ch_migrations (name) VALUES ({name:String})", {"name": name})
+        backend.command(
+            "INSERT INTO ch_migrations (name) VALUES ({name:String})", {"name": name}, record_settings
+        )
         log(f"applied ClickHouse migration {name}")
         applied.append(name)
     return applied

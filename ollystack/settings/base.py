@@ -116,6 +116,13 @@ OLLYSTACK_WAL_MAX_BYTES = env_int("OLLYSTACK_WAL_MAX_BYTES", 1 << 30)
 OLLYSTACK_KEY_REFRESH_SECONDS = env_int("OLLYSTACK_KEY_REFRESH_SECONDS", 5)
 # Where per-tenant quota counters live: "local" (in-process, one server) or "redis" (shared by replicas).
 OLLYSTACK_QUOTA_STORE = env_str("OLLYSTACK_QUOTA_STORE", "local")
+# ClickHouse layout (docs/storage.md). A cluster name from the server's remote_servers makes migrations create
+# Replicated tables ON CLUSTER behind Distributed ones; a storage policy with 'warm'/'cold' volumes
+# (deploy/clickhouse/storage.xml) lets TTL move rows there after the given ages (0 = never).
+OLLYSTACK_CLICKHOUSE_CLUSTER = env_str("OLLYSTACK_CLICKHOUSE_CLUSTER", "")
+OLLYSTACK_CLICKHOUSE_STORAGE_POLICY = env_str("OLLYSTACK_CLICKHOUSE_STORAGE_POLICY", "")
+OLLYSTACK_CLICKHOUSE_WARM_AFTER_DAYS = env_int("OLLYSTACK_CLICKHOUSE_WARM_AFTER_DAYS", 3)
+OLLYSTACK_CLICKHOUSE_COLD_AFTER_DAYS = env_int("OLLYSTACK_CLICKHOUSE_COLD_AFTER_DAYS", 14)
 
 LOGGING = {
     "version": 1,

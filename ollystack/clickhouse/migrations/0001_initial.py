@@ -1,7 +1,11 @@
-"""Spans, logs and metric points."""
+"""Spans, logs and metric points, in their current shape (a fresh install needs no later ALTER)."""
 
-from ollystack.clickhouse.tables.logs import logs_table
-from ollystack.clickhouse.tables.metric_points import metric_points_table
-from ollystack.clickhouse.tables.spans import spans_table
+from ollystack.clickhouse.tables import SchemaOptions, render
+from ollystack.clickhouse.tables.logs import logs_def
+from ollystack.clickhouse.tables.metric_points import metric_points_def
+from ollystack.clickhouse.tables.spans import spans_def
 
-OPERATIONS = [spans_table(), logs_table(), metric_points_table()]
+
+def operations(options: SchemaOptions) -> list[str]:
+    tables = (spans_def(), logs_def(), metric_points_def())
+    return [statement for table in tables for statement in render(table, options)]

@@ -22,5 +22,11 @@ RESOURCE_SCOPE_COLUMNS = """
     scope_schema_url LowCardinality(String) CODEC(ZSTD(1)),
     service_name LowCardinality(String) MATERIALIZED resource_attributes['service.name'] CODEC(ZSTD(1)),"""
 
+# Per-row retention: the tenant's days for the signal, written at insert (a row without it keeps 30 days).
+RETENTION_COLUMN = """
+    retention_days UInt16 DEFAULT 30 CODEC(ZSTD(1)),"""
+RETENTION_TTL = "toDateTime(timestamp) + toIntervalDay(retention_days) DELETE"
+TIERED_BY = "toDateTime(timestamp)"
+
 # Replayed segments carry the same insert_deduplication_token; MergeTree drops the repeated blocks.
-MERGE_TREE_SETTINGS = "SETTINGS index_granularity = 8192, non_replicated_deduplication_window = 1000"
+MERGE_TREE_SETTINGS = (("index_granularity", "8192"), ("non_replicated_deduplication_window", "1000"))

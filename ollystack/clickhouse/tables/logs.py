@@ -5,12 +5,21 @@ its serialized AnyValue (``"\n"`` marks "the body is the string in ``body``", ``
 ``record_id`` identifies a row for cursor pagination.
 """
 
-from ollystack.clickhouse.tables.common import ATTRIBUTE_COLUMNS, MERGE_TREE_SETTINGS, RESOURCE_SCOPE_COLUMNS
+from ollystack.clickhouse.tables import TableDef, render
+from ollystack.clickhouse.tables.common import (
+    ATTRIBUTE_COLUMNS,
+    MERGE_TREE_SETTINGS,
+    RESOURCE_SCOPE_COLUMNS,
+    RETENTION_COLUMN,
+    RETENTION_TTL,
+    TIERED_BY,
+)
 
 
-def logs_table(name: str = "logs") -> str:
-    return f"""
-CREATE TABLE IF NOT EXISTS {name} (
+def logs_def(name: str = "logs") -> TableDef:
+    return TableDef(
+        name=name,
+        columns=f"""
     tenant_id LowCardinality(String),
     timestamp DateTime64(9, 'UTC') CODEC(Delta(8), ZSTD(1)),
     observed_timestamp DateTime64(9, 'UTC') CODEC(Delta(8), ZSTD(1)),
@@ -22,13 +31,19 @@ CREATE TABLE IF NOT EXISTS {name} (
     flags UInt32 CODEC(ZSTD(1)),
     trace_id String CODEC(ZSTD(1)),
     span_id String CODEC(ZSTD(1)),
-    event_name LowCardinality(String) CODEC(ZSTD(1)),{RESOURCE_SCOPE_COLUMNS}
+    event_name LowCardinality(String) CODEC(ZSTD(1)),{RESOURCE_SCOPE_COLUMNS}{RETENTION_COLUMN}
     INDEX idx_trace_id trace_id TYPE bloom_filter(0.001) GRANULARITY 1,
     INDEX idx_body body TYPE ngrambf_v1(3, 32768, 3, 0) GRANULARITY 1,
     INDEX idx_severity severity_number TYPE minmax GRANULARITY 1
-)
-ENGINE = MergeTree
-PARTITION BY toDate(timestamp)
-ORDER BY (tenant_id, service_name, toDateTime(timestamp))
-{MERGE_TREE_SETTINGS}
-"""
+""",
+        partition_by="toDate(timestamp)",
+        order_by="(tenant_id, service_name, toDateTime(timestamp))",
+        ttl=RETENTION_TTL,
+        tiered_by=TIERED_BY,
+        settings=MERGE_TREE_SETTINGS,
+    )
+
+
+def logs_table(name: str = "logs") -> str:
+    """The CREATE TABLE of one server (cluster mode: :func:`ollystack.clickhouse.tables.render`)."""
+    return render(logs_def(name))[0]

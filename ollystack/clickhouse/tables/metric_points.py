@@ -5,15 +5,24 @@ metric's points are read with one query whatever its kind, and the kind-specific
 are empty/default, which compresses to almost nothing.
 """
 
-from ollystack.clickhouse.tables.common import ATTRIBUTE_COLUMNS, MERGE_TREE_SETTINGS, RESOURCE_SCOPE_COLUMNS
+from ollystack.clickhouse.tables import TableDef, render
+from ollystack.clickhouse.tables.common import (
+    ATTRIBUTE_COLUMNS,
+    MERGE_TREE_SETTINGS,
+    RESOURCE_SCOPE_COLUMNS,
+    RETENTION_COLUMN,
+    RETENTION_TTL,
+    TIERED_BY,
+)
 
 METRIC_TYPES = ("gauge", "sum", "histogram", "exponential_histogram", "summary")
 
 
-def metric_points_table(name: str = "metric_points") -> str:
+def metric_points_def(name: str = "metric_points") -> TableDef:
     types = ", ".join(f"'{t}' = {i + 1}" for i, t in enumerate(METRIC_TYPES))
-    return f"""
-CREATE TABLE IF NOT EXISTS {name} (
+    return TableDef(
+        name=name,
+        columns=f"""
     tenant_id LowCardinality(String),
     metric_name LowCardinality(String) CODEC(ZSTD(1)),
     metric_description LowCardinality(String) CODEC(ZSTD(1)),
@@ -50,10 +59,16 @@ CREATE TABLE IF NOT EXISTS {name} (
         value_int Int64,
         span_id String,
         trace_id String
-    ),{RESOURCE_SCOPE_COLUMNS}
-)
-ENGINE = MergeTree
-PARTITION BY toDate(timestamp)
-ORDER BY (tenant_id, metric_name, service_name, toDateTime(timestamp))
-{MERGE_TREE_SETTINGS}
-"""
+    ),{RESOURCE_SCOPE_COLUMNS}{RETENTION_COLUMN}
+""",
+        partition_by="toDate(timestamp)",
+        order_by="(tenant_id, metric_name, service_name, toDateTime(timestamp))",
+        ttl=RETENTION_TTL,
+        tiered_by=TIERED_BY,
+        settings=MERGE_TREE_SETTINGS,
+    )
+
+
+def metric_points_table(name: str = "metric_points") -> str:
+    """The CREATE TABLE of one server (cluster mode: :func:`ollystack.clickhouse.tables.render`)."""
+    return render(metric_points_def(name))[0]

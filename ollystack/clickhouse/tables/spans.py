@@ -5,12 +5,21 @@ Record and resource attributes are a string map plus a map of serialized AnyValu
 sampling weight (adjusted count) summed by RED aggregates.
 """
 
-from ollystack.clickhouse.tables.common import ATTRIBUTE_COLUMNS, MERGE_TREE_SETTINGS, RESOURCE_SCOPE_COLUMNS
+from ollystack.clickhouse.tables import TableDef, render
+from ollystack.clickhouse.tables.common import (
+    ATTRIBUTE_COLUMNS,
+    MERGE_TREE_SETTINGS,
+    RESOURCE_SCOPE_COLUMNS,
+    RETENTION_COLUMN,
+    RETENTION_TTL,
+    TIERED_BY,
+)
 
 
-def spans_table(name: str = "spans") -> str:
-    return f"""
-CREATE TABLE IF NOT EXISTS {name} (
+def spans_def(name: str = "spans") -> TableDef:
+    return TableDef(
+        name=name,
+        columns=f"""
     tenant_id LowCardinality(String),
     timestamp DateTime64(9, 'UTC') CODEC(Delta(8), ZSTD(1)),
     duration_ns Int64 CODEC(T64, ZSTD(1)),
@@ -39,12 +48,18 @@ CREATE TABLE IF NOT EXISTS {name} (
         dropped_attributes_count UInt32
     ),
     dropped_links_count UInt32 CODEC(ZSTD(1)),{RESOURCE_SCOPE_COLUMNS}
-    weight Float64 DEFAULT 1 CODEC(ZSTD(1)),
+    weight Float64 DEFAULT 1 CODEC(ZSTD(1)),{RETENTION_COLUMN}
     INDEX idx_trace_id trace_id TYPE bloom_filter(0.001) GRANULARITY 1,
     INDEX idx_duration duration_ns TYPE minmax GRANULARITY 1
-)
-ENGINE = MergeTree
-PARTITION BY toDate(timestamp)
-ORDER BY (tenant_id, service_name, name, toDateTime(timestamp))
-{MERGE_TREE_SETTINGS}
-"""
+""",
+        partition_by="toDate(timestamp)",
+        order_by="(tenant_id, service_name, name, toDateTime(timestamp))",
+        ttl=RETENTION_TTL,
+        tiered_by=TIERED_BY,
+        settings=MERGE_TREE_SETTINGS,
+    )
+
+
+def spans_table(name: str = "spans") -> str:
+    """The CREATE TABLE of one server (cluster mode: :func:`ollystack.clickhouse.tables.render`)."""
+    return render(spans_def(name))[0]
