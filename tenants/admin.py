@@ -17,6 +17,8 @@ from tenants.models import ApiKey, ApiScope, IngestKey, Membership, Tenant
 
 SHOWN_ONCE = "Copy the new {kind} key now, it will not be shown again: {raw}"
 POLICY_FIELDS = tuple(logic.POLICY_FIELDS)
+RETENTION_FIELDS = tuple(name for name in POLICY_FIELDS if name.startswith("retention_days_"))
+QUOTA_FIELDS = tuple(name for name in POLICY_FIELDS if name not in RETENTION_FIELDS)
 
 
 class TenantForm(forms.ModelForm):
@@ -44,9 +46,18 @@ class TenantAdmin(admin.ModelAdmin):
         (
             "Quotas and sampling",
             {
-                "fields": POLICY_FIELDS,
+                "fields": QUOTA_FIELDS,
                 "description": "Enforced by every ingest server per request; changes apply within "
                 "OLLYSTACK_KEY_REFRESH_SECONDS. Empty quota fields mean unlimited.",
+            },
+        ),
+        (
+            "Retention",
+            {
+                "fields": RETENTION_FIELDS,
+                "description": "Each stored row carries the retention in force when it was ingested; "
+                "ClickHouse deletes it that many days after its timestamp. A change applies to data "
+                "ingested from then on.",
             },
         ),
         ("Usage today", {"fields": ["usage_today"]}),
@@ -57,6 +68,7 @@ class TenantAdmin(admin.ModelAdmin):
             return [
                 (None, {"fields": ["name", "display_name", "is_active"]}),
                 self.fieldsets[1],
+                self.fieldsets[2],
             ]
         return self.fieldsets
 

@@ -154,7 +154,8 @@ class RevokedKey:
 
 @dataclass(frozen=True)
 class TenantPolicy:
-    """What the ingest path enforces for a tenant: quotas (None = unlimited) and trace sampling."""
+    """What the ingest path enforces for a tenant: quotas (None = unlimited), trace sampling and the
+    retention written on each row."""
 
     rate_limit_per_second: int | None = None
     burst: int | None = None  # None: twice the rate
@@ -162,6 +163,10 @@ class TenantPolicy:
     daily_bytes_cap: int | None = None  # uncompressed OTLP bytes
     trace_sample_rate: float = 1.0
     trace_slow_threshold_ms: int = 1000
+    # days each stored row is kept, per signal (written with the row; see docs/storage.md)
+    retention_days_traces: int = 30
+    retention_days_logs: int = 30
+    retention_days_metrics: int = 90
 
     @property
     def effective_burst(self) -> int | None:
@@ -187,6 +192,9 @@ POLICY_FIELDS: dict[str, str] = {
     "daily_bytes_cap": "daily_bytes_cap",
     "trace_sample_rate": "trace_sample_rate",
     "trace_slow_threshold_ms": "trace_slow_threshold_ms",
+    "retention_days_traces": "retention_days_traces",
+    "retention_days_logs": "retention_days_logs",
+    "retention_days_metrics": "retention_days_metrics",
 }
 
 
@@ -491,7 +499,8 @@ def tenant_policy(tenant: Tenant | str | uuid.UUID) -> tuple[TenantRef, TenantPo
 
 
 def set_tenant_policy(tenant: Tenant | str | uuid.UUID, policy: TenantPolicy) -> TenantPolicy:
-    """Replace a tenant's quotas and sampling; the ingest path applies them at its next key refresh."""
+    """Replace a tenant's quotas, sampling and retention; the ingest path applies them at its next key
+    refresh."""
     target = _resolve_tenant(tenant)
     for field_name, attribute in POLICY_FIELDS.items():
         setattr(target, field_name, getattr(policy, attribute))

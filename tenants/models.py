@@ -10,7 +10,7 @@ import uuid
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import MinValueValidator, RegexValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.utils import timezone
 
@@ -28,6 +28,11 @@ def validate_sample_rate(value: float) -> None:
             f"{value} is not a sample rate; use a fraction above 0 and at most 1 (1 keeps every trace, "
             "0.1 keeps one trace in ten)"
         )
+
+
+RETENTION_DEFAULTS = {"traces": 30, "logs": 30, "metrics": 90}
+MAX_RETENTION_DAYS = 3650
+RETENTION_VALIDATORS = [MinValueValidator(1), MaxValueValidator(MAX_RETENTION_DAYS)]
 
 
 class Tenant(models.Model):
@@ -74,6 +79,23 @@ class Tenant(models.Model):
     trace_slow_threshold_ms = models.PositiveIntegerField(
         default=1000,
         help_text="Spans at least this slow (milliseconds) are always kept, whatever the sample rate.",
+    )
+    # Retention per signal: written on every stored row, ClickHouse deletes rows older than it (TTL).
+    retention_days_traces = models.PositiveSmallIntegerField(
+        default=RETENTION_DEFAULTS["traces"],
+        validators=RETENTION_VALIDATORS,
+        help_text="Days spans are kept. Applies to data ingested from now on; stored rows keep the "
+        "retention they were written with.",
+    )
+    retention_days_logs = models.PositiveSmallIntegerField(
+        default=RETENTION_DEFAULTS["logs"],
+        validators=RETENTION_VALIDATORS,
+        help_text="Days log records are kept (for data ingested from now on).",
+    )
+    retention_days_metrics = models.PositiveSmallIntegerField(
+        default=RETENTION_DEFAULTS["metrics"],
+        validators=RETENTION_VALIDATORS,
+        help_text="Days metric points are kept (for data ingested from now on).",
     )
 
     class Meta:

@@ -24,6 +24,9 @@ DEFAULT_POLICY_FORM = {
     "daily_bytes_cap": "",
     "trace_sample_rate": "1.0",
     "trace_slow_threshold_ms": "1000",
+    "retention_days_traces": "30",
+    "retention_days_logs": "30",
+    "retention_days_metrics": "90",
 }
 
 
