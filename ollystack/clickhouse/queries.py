@@ -70,6 +70,26 @@ def time_range(query: Select, column: str, start_ns: int, end_ns: int) -> Select
     )
 
 
+def minute_range(query: Select, column: str, start_ns: int, end_ns: int) -> Select:
+    """The minutes that overlap ``[start_ns, end_ns)`` (aggregates are kept per minute or hour)."""
+    return query.filter(
+        f"{column} >= toStartOfMinute(fromUnixTimestamp64Nano({{start_ns:Int64}}, 'UTC')) "
+        f"AND {column} < fromUnixTimestamp64Nano({{end_ns:Int64}}, 'UTC')",
+        start_ns=int(start_ns),
+        end_ns=int(end_ns),
+    )
+
+
+def hour_range(query: Select, column: str, start_ns: int, end_ns: int) -> Select:
+    """The hours that overlap ``[start_ns, end_ns)``."""
+    return query.filter(
+        f"{column} >= toStartOfHour(fromUnixTimestamp64Nano({{start_ns:Int64}}, 'UTC')) "
+        f"AND {column} < fromUnixTimestamp64Nano({{end_ns:Int64}}, 'UTC')",
+        start_ns=int(start_ns),
+        end_ns=int(end_ns),
+    )
+
+
 def ns(column: str) -> str:
     """A DateTime64(9) column as a decimal nanosecond string."""
     return f"toString(toUnixTimestamp64Nano({column}))"

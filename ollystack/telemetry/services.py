@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ollystack.clickhouse import get_backend
-from ollystack.clickhouse.queries import select, time_range
+from ollystack.clickhouse.queries import minute_range, select, time_range
+from ollystack.clickhouse.views import DIGEST
 
 
 def list_services(tenant_id: str, start_ns: int, end_ns: int) -> list[str]:
@@ -28,38 +29,55 @@ def list_services(tenant_id: str, start_ns: int, end_ns: int) -> list[str]:
 
 
 @dataclass(frozen=True)
-class ServiceRed:
-    """Rate, errors and duration of one service; counts are sums of sampling weights (estimated totals)."""
+class Red:
+    """Rate, errors and duration of a service (or one of its operations) over a time range. Counts are sums
+    of sampling weights, i.e. estimates of what was sent; durations in nanoseconds."""
 
     service: str
+    operation: str
     requests: float
     errors: float
+    mean_ns: float
     p50_ns: float
+    p90_ns: float
     p95_ns: float
     p99_ns: float
 
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.requests if self.requests else 0.0
 
-def service_red(tenant_id: str, start_ns: int, end_ns: int) -> list[ServiceRed]:
-    """RED figures per service from the spans in ``[start_ns, end_ns)``, right under sampling: each stored
-    span counts as many spans as its weight says."""
-    query = time_range(
-        select(
-            "spans",
-            tenant_id,
-            [
-                "service_name",
-                "sum(weight)",
-                "sumIf(weight, status_code = 2)",
-                # quantiles need integer weights: thousandths keep the weights' precision
-                "quantilesTDigestWeighted(0.5, 0.95, 0.99)(duration_ns, toUInt64(round(weight * 1000)))",
-            ],
-        ),
-        "timestamp",
-        start_ns,
-        end_ns,
-    )
+
+_RED_COLUMNS = [
+    "sum(requests) AS requests_total",
+    "sum(errors) AS errors_total",
+    "sum(duration_ns_sum) AS duration_total",
+    f"{DIGEST.replace('(', 'Merge(', 1)}(duration) AS quantiles",
+]
+
+
+def _red(row: tuple[object, ...], service: str, operation: str) -> Red:
+    requests, errors, duration_total, quantiles = row
+    total = float(requests)  # type: ignore[arg-type]
+    p50, p90, p95, p99 = (float(q) for q in quantiles)  # type: ignore[attr-defined]
+    mean = float(duration_total) / total if total else 0.0  # type: ignore[arg-type]
+    return Red(service, operation, total, float(errors), mean, p50, p90, p95, p99)  # type: ignore[arg-type]
+
+
+def service_red(tenant_id: str, start_ns: int, end_ns: int) -> list[Red]:
+    """RED per service over the minutes of ``[start_ns, end_ns)``, counted on entry spans (where requests
+    enter a service: SERVER/CONSUMER or root spans), from the ``service_metrics_1m`` view."""
+    query = minute_range(
+        select("service_metrics_1m", tenant_id, ["service_name", *_RED_COLUMNS]), "minute", start_ns, end_ns
+    ).filter("entry = 1")
     sql, params = query.grouped("service_name").ordered("service_name").sql()
-    return [
-        ServiceRed(service, float(requests), float(errors), *(float(q) for q in quantiles))
-        for service, requests, errors, quantiles in get_backend().query(sql, params).rows
-    ]
+    return [_red(tuple(row[1:]), row[0], "") for row in get_backend().query(sql, params).rows]
+
+
+def operation_red(tenant_id: str, service: str, start_ns: int, end_ns: int) -> list[Red]:
+    """RED per operation (span name) of one service, over all its spans, from ``service_metrics_1m``."""
+    query = minute_range(
+        select("service_metrics_1m", tenant_id, ["operation", *_RED_COLUMNS]), "minute", start_ns, end_ns
+    ).filter("service_name = {service:String}", service=service)
+    sql, params = query.grouped("operation").ordered("operation").sql()
+    return [_red(tuple(row[1:]), service, row[0]) for row in get_backend().query(sql, params).rows]
