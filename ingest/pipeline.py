@@ -365,7 +365,7 @@ class Pipeline:
             lane.inserting.append(segment)
             started = time.perf_counter()
             try:
-                rows, sampled_out = await asyncio.to_thread(self._insert, lane.signal, segment)
+                written, sampled_out = await asyncio.to_thread(self._insert, lane.signal, segment)
             except Exception as exc:
                 lane.inserting.remove(segment)
                 self.insert_errors += 1
@@ -393,38 +393,38 @@ class Pipeline:
             delay = RETRY_INITIAL_SECONDS
             lane.inserting.remove(segment)
             metrics.INSERT_SECONDS.labels(lane.signal.value).observe(time.perf_counter() - started)
+            rows = sum(written.values())
             metrics.BATCH_ROWS.labels(lane.signal.value).observe(rows)
-            self._count_written(lane.signal, segment, rows, sampled_out)
+            self._count_written(lane.signal, segment, written, sampled_out)
             self._release(lane, segment)
             self.inserted_segments += 1
             self.inserted_rows += rows
 
     @staticmethod
-    def _count_written(signal: Signal, segment: _Segment, rows: int, sampled_out: dict[str, int]) -> None:
-        """Self-metrics for an inserted segment. Sampling drops spans inside the INSERT (counted per tenant
-        by a second query over the segment). Storage also drops records it cannot store (e.g. a span whose
-        trace id is not 16 bytes; checking that per span in Python would cost ~30 % of ingest), so fewer
-        rows than expected means some were rejected there; they cannot be attributed to a tenant."""
-        names = segment.tenant_names
+    def _count_written(
+        signal: Signal, segment: _Segment, written: dict[str, int], sampled_out: dict[str, int]
+    ) -> None:
+        """Self-metrics for an inserted segment, per tenant: rows stored (recorded by the engine per insert),
+        spans sampling dropped (counted by a second query over sampled segments), and records storage
+        refused (e.g. a span whose trace id is not 16 bytes; checking that per span in Python would cost
+        ~30 % of ingest): what the tenant sent minus the other two."""
+        names = segment.tenant_names  # empty for a segment replayed from a previous run
+        for tenant_id, count in written.items():
+            metrics.RECORDS_WRITTEN.labels(names.get(tenant_id, ""), signal.value).inc(count)
         for tenant_id, count in sampled_out.items():
             metrics.RECORDS_SAMPLED_OUT.labels(names.get(tenant_id, ""), signal.value).inc(count)
-        if not segment.tenant_rows:  # replayed from a previous run: tenants unknown
-            metrics.RECORDS_WRITTEN.labels("", signal.value).inc(rows)
-            return
-        dropped = segment.rows - sum(sampled_out.values()) - rows
-        if dropped > 0:
-            metrics.RECORDS_REJECTED.labels("", signal.value, "invalid_in_storage").inc(dropped)
-            metrics.RECORDS_WRITTEN.labels("", signal.value).inc(rows)
-            log.warning(
-                "records dropped by storage validation signal=%s segment=%s dropped=%d",
-                signal.value,
-                segment.path.name,
-                dropped,
-            )
-            return
-        for tenant_id, count in segment.tenant_rows.items():
-            written = count - sampled_out.get(tenant_id, 0)
-            metrics.RECORDS_WRITTEN.labels(names[tenant_id], signal.value).inc(written)
+        for tenant_id, sent in segment.tenant_rows.items():
+            dropped = sent - written.get(tenant_id, 0) - sampled_out.get(tenant_id, 0)
+            if dropped > 0:
+                reason = "invalid_in_storage"
+                metrics.RECORDS_REJECTED.labels(names[tenant_id], signal.value, reason).inc(dropped)
+                log.warning(
+                    "records refused by storage validation tenant=%s signal=%s segment=%s dropped=%d",
+                    names[tenant_id],
+                    signal.value,
+                    segment.path.name,
+                    dropped,
+                )
 
     async def _sleep_unless_stopping(self, seconds: float) -> None:
         assert self._stop_event is not None
@@ -438,19 +438,17 @@ class Pipeline:
             return get_backend()
         return self._backend
 
-    def _insert(self, signal: Signal, segment: _Segment) -> tuple[int, dict[str, int]]:
-        """Worker thread: make the segment durable, insert it, count what sampling dropped, delete it."""
+    def _insert(self, signal: Signal, segment: _Segment) -> tuple[dict[str, int], dict[str, int]]:
+        """Worker thread: make the segment durable, insert it, read back what it stored and what sampling
+        dropped (per tenant id), delete it."""
         if segment.fd is not None:
             os.fsync(segment.fd)
             os.close(segment.fd)
             segment.fd = None
             _fsync_directory(segment.path.parent)
         backend = self._storage()
-        rows = int(
-            backend.insert_otlp_segment(
-                signal, segment.path, dedup_token=segment.path.name, sampled=segment.sampled
-            )
-        )
+        token = segment.path.name
+        written = backend.insert_segment_by_tenant(signal, segment.path, token, segment.sampled)
         sampled_out: dict[str, int] = {}
         if segment.sampled:
             try:
@@ -458,7 +456,7 @@ class Pipeline:
             except Exception as exc:  # the data is stored; only the self-metric is missing
                 log.warning("counting sampled-out spans failed segment=%s error=%s", segment.path.name, exc)
         segment.path.unlink()
-        return rows, sampled_out
+        return written, sampled_out
 
     def _readable(self, signal: Signal, segment: _Segment) -> bool:
         """Worker thread: False only when ClickHouse answers but cannot parse the segment (corrupt data);

@@ -76,8 +76,19 @@ class Backend:
         raise NotImplementedError
 
     def insert_otlp_segment(self, signal: Signal, path: Path, dedup_token: str, sampled: bool = False) -> int:
-        """Insert every record of a segment file; returns the number of rows ClickHouse wrote. ``sampled``:
-        the segment holds requests that carry trace sampling parameters."""
+        """Insert every record of a segment file; returns the number of rows stored in the signal's table.
+        ``sampled``: the segment holds requests that carry trace sampling parameters."""
+        return sum(self.insert_segment_by_tenant(signal, path, dedup_token, sampled).values())
+
+    def insert_segment_by_tenant(
+        self, signal: Signal, path: Path, dedup_token: str, sampled: bool = False
+    ) -> dict[str, int]:
+        """Insert a segment; returns the rows stored per tenant id (a replay stores nothing new and returns
+        what the first insert stored)."""
+        self._insert_segment(signal, path, dedup_token, sampled)
+        return self.rows_written_by_tenant(signal, dedup_token)
+
+    def _insert_segment(self, signal: Signal, path: Path, dedup_token: str, sampled: bool) -> None:
         raise NotImplementedError
 
     def segment_source(self, signal: Signal, path: Path) -> tuple[str, dict[str, str]]:
@@ -94,6 +105,16 @@ class Backend:
         except QueryError:
             return False
         return True
+
+    def rows_written_by_tenant(self, signal: Signal, dedup_token: str) -> dict[str, int]:
+        """Rows a segment insert stored in its table, per tenant id (recorded by a view on insert; the
+        engine's own written-rows figure also counts the rows every view wrote)."""
+        result = self.query(
+            "SELECT tenant_id, sum(rows) FROM ingest_batches"
+            " WHERE token = {token:String} AND signal = {signal:String} GROUP BY tenant_id",
+            {"token": dedup_token, "signal": signal.value},
+        )
+        return {str(tenant): int(rows) for tenant, rows in result.rows}
 
     def sampled_out_by_tenant(self, path: Path) -> dict[str, int]:
         """Spans of a traces segment that trace sampling drops, per tenant id."""
@@ -290,17 +311,16 @@ class EmbeddedBackend(Backend):
         source = f"file({_literal(str(Path(path).resolve()))}, 'Protobuf', {_literal(_structure(signal))})"
         return source, self._schemas[signal]
 
-    def insert_otlp_segment(self, signal: Signal, path: Path, dedup_token: str, sampled: bool = False) -> int:
+    def _insert_segment(self, signal: Signal, path: Path, dedup_token: str, sampled: bool) -> None:
         source, schema = self.segment_source(signal, path)
         settings = segment_settings(dedup_token, schema)
-        sql = segment_insert_sql(signal, source, sampled)
-        return int(self._run(sql, None, settings, "CSV").rows_written())
+        self._run(segment_insert_sql(signal, source, sampled), None, settings, "CSV")
 
     def insert_otlp_segment_inline(self, signal: Signal, data: bytes, dedup_token: str) -> int:
         """The server variant (segment and schema sent with the query), run on the embedded engine."""
         settings = segment_settings(dedup_token, schema_sent_along(signal))
-        sql = segment_insert_sql(signal, inline_source(signal, data))
-        return int(self._run(sql, None, settings, "CSV").rows_written())
+        self._run(segment_insert_sql(signal, inline_source(signal, data)), None, settings, "CSV")
+        return sum(self.rows_written_by_tenant(signal, dedup_token).values())
 
     def close(self) -> None:
         with self._lock:
@@ -406,11 +426,10 @@ class NativeBackend(Backend):
     def segment_source(self, signal: Signal, path: Path) -> tuple[str, dict[str, str]]:
         return inline_source(signal, Path(path).read_bytes()), schema_sent_along(signal)
 
-    def insert_otlp_segment(self, signal: Signal, path: Path, dedup_token: str, sampled: bool = False) -> int:
+    def _insert_segment(self, signal: Signal, path: Path, dedup_token: str, sampled: bool) -> None:
         source, schema = self.segment_source(signal, path)
         sql = segment_insert_sql(signal, source, sampled)
         self._execute(sql, None, segment_settings(dedup_token, schema))
-        return int(self._client().last_query.progress.written_rows)
 
     def close(self) -> None:
         for client in self._clients:

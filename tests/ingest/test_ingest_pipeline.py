@@ -6,6 +6,7 @@ import asyncio
 import threading
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -245,20 +246,19 @@ class FailingWriter:
         self.down = True
         self.failures = 0
 
-    def insert_otlp_segment(self, signal: Signal, path: Path, dedup_token: str, sampled: bool = False) -> int:
+    def insert_segment_by_tenant(
+        self, signal: Signal, path: Path, dedup_token: str, sampled: bool = False
+    ) -> dict[str, int]:
         if self.down:
             self.failures += 1
             raise QueryError("Code: 243. DB::Exception: Cannot reserve 1.00 MiB, not enough space")
-        return self.backend.insert_otlp_segment(signal, path, dedup_token, sampled)
-
-    def sampled_out_by_tenant(self, path: Path) -> dict[str, int]:
-        return self.backend.sampled_out_by_tenant(path)
+        return self.backend.insert_segment_by_tenant(signal, path, dedup_token, sampled)
 
     def ping(self) -> bool:
         return True
 
-    def segment_is_readable(self, signal: Signal, path: Path) -> bool:
-        return self.backend.segment_is_readable(signal, path)
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.backend, name)
 
 
 def test_wal_absorbs_a_failing_writer_and_drains_exactly_once_when_it_recovers(
@@ -297,11 +297,16 @@ class GatedBackend:
         self.gate = threading.Event()
         self.rows: list[int] = []
 
-    def insert_otlp_segment(self, signal: Signal, path: Path, dedup_token: str, sampled: bool = False) -> int:
+    def insert_segment_by_tenant(
+        self, signal: Signal, path: Path, dedup_token: str, sampled: bool = False
+    ) -> dict[str, int]:
         self.gate.wait(timeout=30)
-        rows = self.backend.insert_otlp_segment(signal, path, dedup_token, sampled)
-        self.rows.append(rows)
-        return rows
+        written = self.backend.insert_segment_by_tenant(signal, path, dedup_token, sampled)
+        self.rows.append(sum(written.values()))
+        return written
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.backend, name)
 
 
 def test_batches_grow_while_every_flusher_is_busy(tmp_path: Path, clickhouse: Backend) -> None:
@@ -342,17 +347,23 @@ def test_a_due_batch_stops_growing_at_the_limit(tmp_path: Path, clickhouse: Back
     assert sorted(gated.rows) == [1, 5, 5, 5 * GROWTH_LIMIT]
 
 
-def test_records_storage_drops_are_counted_as_rejected(tmp_path: Path, clickhouse: Backend) -> None:
-    tenant = principal()
+def test_records_storage_drops_are_counted_per_tenant(tmp_path: Path, clickhouse: Backend) -> None:
+    tenant, other = principal(f"bad-{uuid.uuid4().hex[:6]}"), principal(f"good-{uuid.uuid4().hex[:6]}")
     request = trace_request(spans=3)
     request.resource_spans[0].scope_spans[0].spans[1].trace_id = b"\x01\x02\x03"  # not 16 bytes
-    labels = {"tenant": "", "signal": "traces", "reason": "invalid_in_storage"}
-    before = metrics.REGISTRY.get_sample_value("ollystack_ingest_rejected_records_total", labels) or 0.0
 
-    async def body_fn(pipeline: Pipeline) -> None:
+    async def body_fn(pipeline: Pipeline) -> None:  # both tenants in one segment
         await pipeline.submit(Signal.TRACES, tenant, request.SerializeToString(), 3)
+        await pipeline.submit(Signal.TRACES, other, trace_request(spans=4).SerializeToString(), 4)
 
     run_pipeline(tmp_path, clickhouse, body_fn)
     assert stored(clickhouse, Signal.TRACES, tenant) == 2
-    after = metrics.REGISTRY.get_sample_value("ollystack_ingest_rejected_records_total", labels)
-    assert after == before + 1
+
+    def sample(name: str, who: IngestPrincipal, **labels: str) -> float | None:
+        labels = {"tenant": who.tenant_name, "signal": "traces", **labels}
+        return metrics.REGISTRY.get_sample_value(f"ollystack_ingest_{name}_total", labels)
+
+    assert sample("rejected_records", tenant, reason="invalid_in_storage") == 1
+    assert sample("written_records", tenant) == 2
+    assert sample("rejected_records", other, reason="invalid_in_storage") is None
+    assert sample("written_records", other) == 4
