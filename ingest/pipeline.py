@@ -259,12 +259,17 @@ class Pipeline:
         if not self._started or self._stopping:
             raise Backpressure("the ingest pipeline is shutting down; retry shortly", retry_after=5)
         tenant_id: str = principal.tenant_id
+        policy = principal.policy
         threshold = slow_ns = 0
         if signal is Signal.TRACES:
-            policy = principal.policy
             threshold = sample_threshold(policy.trace_sample_rate)
             slow_ns = policy.trace_slow_threshold_ms * 1_000_000
-        data = frame(tenant_id, request_bytes, threshold, slow_ns)
+        retention = {
+            Signal.TRACES: policy.retention_days_traces,
+            Signal.LOGS: policy.retention_days_logs,
+            Signal.METRICS: policy.retention_days_metrics,
+        }[signal]
+        data = frame(tenant_id, request_bytes, threshold, slow_ns, retention)
         size = len(data)
         if self._wal_bytes + size > self.max_wal_bytes:
             raise Backpressure(

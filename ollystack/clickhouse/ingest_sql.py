@@ -52,9 +52,14 @@ def _ns(expr: str) -> str:
     return f"fromUnixTimestamp64Nano(toInt64({expr}), 'UTC')"
 
 
+# what a row gets when its request did not say (the tables' column default)
+DEFAULT_RETENTION_DAYS = 30
+
+
 def _scope_columns(rs: str, ss: str) -> list[tuple[str, str]]:
     return [
         ("tenant_id", "tenant_id"),
+        ("retention_days", f"if(retention_days_sent = 0, {DEFAULT_RETENTION_DAYS}, retention_days_sent)"),
         *attribute_maps(f"{rs}.resource.attributes", "resource_attributes"),
         ("resource_dropped_attributes_count", f"{rs}.resource.dropped_attributes_count"),
         ("resource_schema_url", f"{rs}.schema_url"),

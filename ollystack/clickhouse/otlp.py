@@ -21,6 +21,7 @@ TENANT_FIELD_NUMBER = 100
 # Trace sampling parameters travel with each request (traces only; absent = keep everything):
 SAMPLE_THRESHOLD_FIELD_NUMBER = 101  # OTel rejection threshold T in [0, 2^56): keep when randomness >= T
 SLOW_NS_FIELD_NUMBER = 102  # spans at least this long are always kept (0 = no such rule)
+RETENTION_FIELD_NUMBER = 103  # the tenant's retention for the signal, in days (absent = the table default)
 RANDOMNESS_BITS = 56
 
 
@@ -39,6 +40,7 @@ def _varint(value: int) -> bytes:
 _TENANT_TAG = _varint(TENANT_FIELD_NUMBER << 3 | 2)
 _THRESHOLD_TAG = _varint(SAMPLE_THRESHOLD_FIELD_NUMBER << 3)
 _SLOW_TAG = _varint(SLOW_NS_FIELD_NUMBER << 3)
+_RETENTION_TAG = _varint(RETENTION_FIELD_NUMBER << 3)
 
 
 def sample_threshold(rate: float) -> int:
@@ -50,13 +52,17 @@ def sample_threshold(rate: float) -> int:
     return min(scale - 1, max(0, scale - round(rate * scale)))
 
 
-def frame(tenant_id: str, request: bytes, threshold: int = 0, slow_ns: int = 0) -> bytes:
-    """One segment row: varint length + the request + ``tenant_id`` (field 100) and, for sampled traces,
-    the rejection threshold (101) and the slow-span duration (102)."""
+def frame(
+    tenant_id: str, request: bytes, threshold: int = 0, slow_ns: int = 0, retention_days: int = 0
+) -> bytes:
+    """One segment row: varint length + the request + ``tenant_id`` (field 100), for sampled traces the
+    rejection threshold (101) and the slow-span duration (102), and the tenant's retention (103)."""
     tenant = tenant_id.encode()
     trailer = [_TENANT_TAG, _varint(len(tenant)), tenant]
     if threshold:
         trailer += [_THRESHOLD_TAG, _varint(threshold), _SLOW_TAG, _varint(slow_ns)]
+    if retention_days:
+        trailer += [_RETENTION_TAG, _varint(retention_days)]
     body_len = len(request) + sum(map(len, trailer))
     return b"".join((_varint(body_len), request, *trailer))
 
@@ -330,6 +336,7 @@ def _row(resource_field: str, message: _Message, *extra: _Field) -> _Message:
         (
             _f(resource_field, 1, message, label="repeated"),
             _f("tenant_id", TENANT_FIELD_NUMBER, "string", "String"),
+            _f("retention_days_sent", RETENTION_FIELD_NUMBER, "uint32", "UInt32"),
             *extra,
         ),
     )

@@ -120,7 +120,7 @@ def test_backpressure_is_unavailable_with_retry_info(
 ) -> None:
     key, tenant = tenant_key
     request = trace_request(spans=1)
-    size = len(frame(tenant.tenant_id, request.SerializeToString()))
+    size = len(frame(tenant.tenant_id, request.SerializeToString(), retention_days=30))
 
     async def scenario(channel: grpc.aio.Channel) -> None:
         traces = trace_service_pb2_grpc.TraceServiceStub(channel)

@@ -223,7 +223,7 @@ def test_retryable_errors_carry_retry_after(
 ) -> None:
     key, tenant = tenant_key
     body = trace_request(spans=1).SerializeToString()
-    size = len(frame(tenant.tenant_id, body))
+    size = len(frame(tenant.tenant_id, body, retention_days=30))
 
     async def scenario(app: OtlpHttpApp) -> None:
         assert (await call(app, "/v1/traces", body, headers=auth(key))).status == 200

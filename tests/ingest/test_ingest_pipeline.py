@@ -15,7 +15,7 @@ from ingest import pipeline as pipeline_module
 from ingest.pipeline import GROWTH_LIMIT, Backpressure, Pipeline, Throttled, valid_prefix_length
 from ollystack.clickhouse import Backend, QueryError, Signal
 from ollystack.clickhouse.otlp import frame
-from tenants.logic import IngestPrincipal
+from tenants.logic import IngestPrincipal, TenantPolicy
 from tests.ingest.conftest import logs_request, run_pipeline, trace_request
 
 TABLES = {Signal.TRACES: "spans", Signal.LOGS: "logs"}
@@ -214,7 +214,7 @@ def test_full_wal_answers_backpressure_and_one_tenant_is_throttled(
 ) -> None:
     noisy, quiet = principal("noisy"), principal("quiet")
     body = trace_request(spans=1).SerializeToString()
-    size = len(frame(noisy.tenant_id, body))
+    size = len(frame(noisy.tenant_id, body, retention_days=noisy.policy.retention_days_traces))
 
     async def body_fn(pipeline: Pipeline) -> None:
         await pipeline.submit(Signal.TRACES, noisy, body, 1)
@@ -367,3 +367,24 @@ def test_records_storage_drops_are_counted_per_tenant(tmp_path: Path, clickhouse
     assert sample("written_records", tenant) == 2
     assert sample("rejected_records", other, reason="invalid_in_storage") is None
     assert sample("written_records", other) == 4
+
+
+def test_each_row_carries_its_tenants_retention_for_the_signal(tmp_path: Path, clickhouse: Backend) -> None:
+    policy = TenantPolicy(retention_days_traces=7, retention_days_logs=400, retention_days_metrics=90)
+    custom = IngestPrincipal(str(uuid.uuid4()), "custom", 1, policy)
+    default = principal()
+
+    async def body_fn(pipeline: Pipeline) -> None:
+        await pipeline.submit(Signal.TRACES, custom, trace_request(spans=2).SerializeToString(), 2)
+        await pipeline.submit(Signal.LOGS, custom, logs_request(2).SerializeToString(), 3)
+        await pipeline.submit(Signal.TRACES, default, trace_request(spans=1).SerializeToString(), 1)
+
+    run_pipeline(tmp_path, clickhouse, body_fn)
+
+    def retention(table: str, tenant: IngestPrincipal) -> list[tuple[int]]:
+        sql = f"SELECT DISTINCT retention_days FROM {table} WHERE tenant_id = {{t:String}}"
+        return clickhouse.query(sql, {"t": tenant.tenant_id}).rows
+
+    assert retention("spans", custom) == [(7,)]
+    assert retention("logs", custom) == [(400,)]
+    assert retention("spans", default) == [(30,)]
