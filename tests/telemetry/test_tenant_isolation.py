@@ -54,6 +54,11 @@ class Dataset:
     trace_ids: tuple[str, ...]
     error_trace_id: str
     token: str
+    # a trace of another tenant that calls into this one: (trace id, the calling span's id), both hex
+    inbound: tuple[str, str] | None = None
+
+    # the span of the first trace that calls a partner's API (which may be another tenant)
+    outbound_span_id: bytes = b"\x0b" * 8
 
     @property
     def services(self) -> tuple[str, ...]:
@@ -68,8 +73,8 @@ class Dataset:
         return self.now_ns + 5 * MINUTE
 
     def markers(self) -> tuple[str, ...]:
-        """Strings that only this tenant's data contains."""
-        return (self.tag, self.token, *self.trace_ids)
+        """Strings that only this tenant's data contains (the first trace id is shared with a partner)."""
+        return (self.tag, self.token, *self.trace_ids[1:])
 
 
 def _resource(container: Any, service: str) -> Any:
@@ -94,7 +99,8 @@ def _attrs(target: Any, **values: str | int) -> None:
 
 
 def _trace_request(ds: Dataset) -> ExportTraceServiceRequest:
-    """A frontend → checkout → payment → postgres call chain per trace; every third payment fails."""
+    """A frontend → checkout → payment → postgres call chain per trace, one failing payment; the first
+    trace also calls a partner's API, and a partner's trace may call into checkout (``inbound``)."""
     frontend, checkout, payment = ds.services
     SERVER, CLIENT = Span.SPAN_KIND_SERVER, Span.SPAN_KIND_CLIENT
     req = ExportTraceServiceRequest()
@@ -133,6 +139,29 @@ def _trace_request(ds: Dataset) -> ExportTraceServiceRequest:
                 span.status.message = f"card declined {ds.token}"
                 event = span.events.add(time_unix_nano=t0 + 25 * 1_000_000, name="exception")
                 _attrs(event.attributes, exception_type="PaymentDeclined", exception_message="card declined")
+        if n == 0:
+            span = scopes[frontend].add(
+                trace_id=trace,
+                span_id=ds.outbound_span_id,
+                parent_span_id=ids[0],
+                name="POST /partner/orders",
+                kind=CLIENT,
+                start_time_unix_nano=t0 + 101 * 1_000_000,
+                end_time_unix_nano=t0 + 110 * 1_000_000,
+            )
+            _attrs(span.attributes, peer_service="partner-api", server_address="api.partner.example")
+    if ds.inbound:
+        t0 = ds.now_ns - 50 * MINUTE
+        span = scopes[checkout].add(
+            trace_id=bytes.fromhex(ds.inbound[0]),
+            span_id=uuid.uuid4().bytes[:8],
+            parent_span_id=bytes.fromhex(ds.inbound[1]),
+            name="POST /partner/orders",
+            kind=SERVER,
+            start_time_unix_nano=t0 + 102 * 1_000_000,
+            end_time_unix_nano=t0 + 108 * 1_000_000,
+        )
+        _attrs(span.attributes, http_route="/partner/orders")
     return req
 
 
@@ -167,9 +196,9 @@ def _log_request(ds: Dataset) -> ExportLogsServiceRequest:
     return req
 
 
-def _metric_request(ds: Dataset) -> ExportMetricsServiceRequest:
-    """All five metric kinds per service, one point a minute for the last hour; a spike at the end of the
-    payment latency series (what anomaly detection should find)."""
+def _metric_request(ds: Dataset, minutes: range) -> ExportMetricsServiceRequest:
+    """All five metric kinds per service, one point a minute of the last hour; the payment service's
+    queue and latency jump in the last two minutes (what anomaly detection should find)."""
     req = ExportMetricsServiceRequest()
     for service in ds.services:
         rm = _resource(req.resource_metrics, service)
@@ -184,7 +213,7 @@ def _metric_request(ds: Dataset) -> ExportMetricsServiceRequest:
         exp.exponential_histogram.aggregation_temporality = 2
         summary = scope.metrics.add(name="gc.pause", unit="s")
         start = ds.now_ns - 61 * MINUTE
-        for m in range(60):
+        for m in minutes:
             t = ds.now_ns - (59 - m) * MINUTE
             spike = service.startswith("payment") and m >= 58
             value = 900.0 if spike else 10.0 + (m % 5) * 0.5
@@ -218,9 +247,11 @@ def _metric_request(ds: Dataset) -> ExportMetricsServiceRequest:
     return req
 
 
-def _dataset(tenant_id: str, now_ns: int) -> Dataset:
+def _dataset(tenant_id: str, now_ns: int, inbound: tuple[str, str] | None = None) -> Dataset:
     trace_ids = tuple(uuid.uuid4().hex for _ in range(24))
     return Dataset(
+        inbound=inbound,
+        outbound_span_id=uuid.uuid4().bytes[:8],
         tenant_id=tenant_id,
         tag=uuid.uuid4().hex[:8],
         now_ns=now_ns,
@@ -240,16 +271,21 @@ class Tenants:
 @pytest.fixture(scope="module")
 def tenants(clickhouse: Backend, tmp_path_factory: pytest.TempPathFactory) -> Tenants:
     """Tenants A and B with data written in the same segments (as the ingest path batches them), and a
-    tenant without data."""
+    tenant without data. A's first trace calls B's checkout (trace context crosses tenants, as when one
+    customer calls another's API): B stores a span of A's trace."""
     now = time.time_ns()
-    a, b = _dataset(str(uuid.uuid4()), now), _dataset(str(uuid.uuid4()), now)
+    a = _dataset(str(uuid.uuid4()), now)
+    b = _dataset(str(uuid.uuid4()), now, inbound=(a.trace_ids[0], a.outbound_span_id.hex()))
     directory = tmp_path_factory.mktemp("segments")
-    for signal, build in (
+    # metrics arrive minute by minute: anomalies are scored against what earlier inserts stored
+    steps: list[tuple[Signal, Callable[[Dataset], Any]]] = [
         (Signal.TRACES, _trace_request),
         (Signal.LOGS, _log_request),
-        (Signal.METRICS, _metric_request),
-    ):
-        path = directory / f"{signal.value}.seg"
+        (Signal.METRICS, lambda ds: _metric_request(ds, range(58))),
+        (Signal.METRICS, lambda ds: _metric_request(ds, range(58, 60))),
+    ]
+    for n, (signal, build) in enumerate(steps):
+        path = directory / f"{n}-{signal.value}.seg"
         path.write_bytes(b"".join(frame(ds.tenant_id, build(ds).SerializeToString()) for ds in (a, b)))
         assert clickhouse.insert_otlp_segment(signal, path, uuid.uuid4().hex) > 0
     return Tenants(a, b, str(uuid.uuid4()))
@@ -308,6 +344,17 @@ HELPERS: dict[str, list[Call]] = {
     "metrics.list_metric_names": [Call(_window)],
     "services.list_services": [Call(_window)],
     "services.service_red": [Call(_window)],
+    "services.operation_red": [Call(lambda ds: (ds.services[2], *_window(ds)))],
+    "errors.list_errors": [
+        Call(_window),
+        Call(lambda ds: (*_window(ds), ds.services[2])),
+    ],
+    "topology.service_topology": [Call(_window)],
+    "anomalies.current_anomalies": [Call(_window)],
+    "log_volume.log_volume": [
+        Call(_window),
+        Call(lambda ds: (*_window(ds), ds.services[1])),
+    ],
 }
 
 
@@ -469,6 +516,7 @@ def test_main_helpers_sql_starts_with_the_tenant_condition(
         ("traces.get_trace", (a.trace_ids[0],)),
         ("logs.search_logs", _log_query(text=lambda ds: ds.token)(a)),
         ("services.service_red", _window(a)),
+        ("topology.service_topology", _window(a)),
         ("metrics.list_metric_points", _metric_query()(a)),
     ):
         recorder.statements.clear()
@@ -482,3 +530,18 @@ def test_helpers_reject_calls_without_tenant(tenants: Tenants) -> None:
     for name, call in sorted((n, c[0]) for n, c in HELPERS.items() if n in DISCOVERED):
         with pytest.raises(ValueError, match="tenant"):
             DISCOVERED[name]("", *call.args(tenants.a))
+
+
+def test_a_trace_crossing_tenants_is_split_by_tenant(tenants: Tenants) -> None:
+    """A's first trace calls into B: each tenant sees its own spans of it, and neither the other's
+    services in its service map."""
+    from ollystack.telemetry import topology, traces
+
+    a, b = tenants.a, tenants.b
+    shared = a.trace_ids[0]
+    assert {s["serviceName"] for s in traces.get_trace(a.tenant_id, shared)} == set(a.services)
+    assert [s["serviceName"] for s in traces.get_trace(b.tenant_id, shared)] == [b.services[1]]
+    for own, other in ((a, b), (b, a)):
+        edges = repr(topology.service_topology(own.tenant_id, *_window(own)))
+        assert own.tag in edges
+        assert other.tag not in edges, f"{other.services} in the service map of another tenant: {edges}"
