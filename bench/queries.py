@@ -14,10 +14,10 @@ var/bench/queries.json (with ``EXPLAIN indexes = 1`` of each statement, to see w
 
 Generating 20 M realistic records in Python would take longer than storing them, so a few realistic OTLP
 requests are built once (a call graph of 13 services with gRPC, database and queue calls, errors with
-exception events; log lines with ids in their bodies) and copied with numpy: each copy gets new trace ids,
-its own timestamps and new ids in the log bodies, patched at their byte offsets in the serialized request.
-The bytes stay valid OTLP: the patched fields are fixed-size (fixed64 times, 16-byte trace ids, id text of
-a fixed length).
+exception events; log lines with ids in their bodies) and copied with numpy: each copy gets new trace and
+span ids, its own timestamps and new ids in the log bodies, patched at their byte offsets in the serialized
+request. The bytes stay valid OTLP: the patched fields are fixed-size (fixed64 times, 16- and 8-byte ids,
+id text of a fixed length).
 """
 
 from __future__ import annotations
@@ -272,6 +272,9 @@ class Template:
     trace_offsets: np.ndarray  # int64, offset of each 16-byte trace id occurrence
     trace_index: np.ndarray  # int64, which trace of the template each occurrence belongs to
     traces: int
+    span_offsets: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # 8-byte span ids
+    span_index: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # (as span or parent)
+    spans: int = 0
     id_offsets: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # ID_LENGTH-byte ids
     id_hex: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))  # the id is hexadecimal
 
@@ -286,22 +289,36 @@ def _offsets(data: bytes, needle: bytes, expected: int) -> list[int]:
     return found
 
 
+def _occurrences(data: bytes, values: list[bytes], uses: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Offsets of every occurrence of each value, and which value each offset belongs to."""
+    offsets, index = [], []
+    for i, (value, expected) in enumerate(zip(values, uses, strict=True)):
+        for at in _offsets(data, value, expected):
+            offsets.append(at)
+            index.append(i)
+    return np.array(offsets, np.int64), np.array(index, np.int64)
+
+
 def _locate(
-    data: bytes, times: list[int], trace_ids: list[bytes], trace_uses: list[int], ids: list[bytes]
-) -> dict[str, np.ndarray]:
-    time_offsets = [_offsets(data, t.to_bytes(8, "little"), 1)[0] for t in times]
-    trace_offsets, trace_index = [], []
-    for i, (trace_id, uses) in enumerate(zip(trace_ids, trace_uses, strict=True)):
-        for at in _offsets(data, trace_id, uses):
-            trace_offsets.append(at)
-            trace_index.append(i)
-    id_offsets = [_offsets(data, i, 1)[0] for i in ids]
+    data: bytes,
+    times: list[int],
+    trace_ids: list[bytes],
+    trace_uses: list[int],
+    ids: list[bytes],
+    span_ids: list[bytes] | None = None,
+    span_uses: list[int] | None = None,
+) -> dict[str, Any]:
+    trace_offsets, trace_index = _occurrences(data, trace_ids, trace_uses)
+    span_offsets, span_index = _occurrences(data, span_ids or [], span_uses or [])
     return {
         "times": np.array(times, np.uint64),
-        "time_offsets": np.array(time_offsets, np.int64),
-        "trace_offsets": np.array(trace_offsets, np.int64),
-        "trace_index": np.array(trace_index, np.int64),
-        "id_offsets": np.array(id_offsets, np.int64),
+        "time_offsets": np.array([_offsets(data, t.to_bytes(8, "little"), 1)[0] for t in times], np.int64),
+        "trace_offsets": trace_offsets,
+        "trace_index": trace_index,
+        "span_offsets": span_offsets,
+        "span_index": span_index,
+        "spans": len(span_ids or []),
+        "id_offsets": np.array([_offsets(data, i, 1)[0] for i in ids], np.int64),
     }
 
 
@@ -354,7 +371,19 @@ def trace_template(rng: np.random.Generator, spans: int, spread_ns: int) -> Temp
                     event.attributes, {"exception.type": s.exception[0], "exception.message": s.exception[1]}
                 )
     data = req.SerializeToString()
-    located = _locate(data, unique.order, trace_ids, [len(t) for t in traces], [])
+    spans_ = [s for t in traces for s in t]
+    children: dict[bytes, int] = {}
+    for s in spans_:
+        children[s.parent] = children.get(s.parent, 0) + 1
+    located = _locate(
+        data,
+        unique.order,
+        trace_ids,
+        [len(t) for t in traces],
+        [],
+        [s.span_id for s in spans_],
+        [1 + children.get(s.span_id, 0) for s in spans_],
+    )
     return Template(np.frombuffer(data, np.uint8), sum(map(len, traces)), traces=len(traces), **located)
 
 
@@ -448,7 +477,8 @@ def log_template(rng: np.random.Generator, records: int, spread_ns: int) -> Temp
 
 def copies(template: Template, bases: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """``len(bases)`` copies of a template's payload (rows of a uint8 matrix), copy i moved to start at
-    ``bases[i]``, with new trace ids and body ids; also returns the trace ids (copy, trace, 16 bytes)."""
+    ``bases[i]``, with new trace ids, span ids and body ids; also returns the trace ids (copy, trace,
+    16 bytes)."""
     n = len(bases)
     out = np.tile(template.payload, (n, 1))
     moved = template.times.astype(np.int64)[None, :] - TEMPLATE_BASE + bases.astype(np.int64)[:, None]
@@ -458,6 +488,9 @@ def copies(template: Template, bases: np.ndarray, rng: np.random.Generator) -> t
     trace_ids = rng.integers(0, 256, size=(n, template.traces, 16), dtype=np.uint8)
     if len(template.trace_offsets):
         out[:, template.trace_offsets[:, None] + np.arange(16)] = trace_ids[:, template.trace_index, :]
+    if len(template.span_offsets):
+        span_ids = rng.integers(0, 256, size=(n, template.spans, 8), dtype=np.uint8)
+        out[:, template.span_offsets[:, None] + np.arange(8)] = span_ids[:, template.span_index, :]
     if len(template.id_offsets):
         chars = rng.integers(0, len(B62), size=(n, len(template.id_offsets), ID_LENGTH))
         chars[:, template.id_hex, :] %= 16
