@@ -668,32 +668,32 @@ def _size(result: Any) -> int:
         return 1
 
 
-def measure(
-    backend: Any, name: str, description: str, call: Callable[[int], Any], runs: int, target_ms: float | None
-) -> Timing:
-    """``runs`` timed calls (``call(i)``) after one untimed; the first timed call is also reported."""
+def measure(backend: Any, plan: list[tuple[Timing, Callable[[int], Any]]], runs: int) -> None:
+    """Per query one untimed call (recording its statements and result size), then ``runs`` rounds that
+    time every query once each, so that load from elsewhere on the machine spreads over all of them."""
     from ollystack.clickhouse import set_backend
 
-    timing = Timing(name, description, target_ms)
-    recording = _recording(backend)
-    set_backend(recording)
-    try:
-        timing.result_size = _size(call(runs))
-    finally:
-        set_backend(backend)
-    timing.statements = recording.statements
-    for i in range(runs):
-        t0 = time.perf_counter()
-        call(i)
-        timing.runs_ms.append((time.perf_counter() - t0) * 1000)
-    for sql, params in timing.statements:
+    for timing, call in plan:
+        recording = _recording(backend)
+        set_backend(recording)
         try:
-            # the plan may quote binary literals (an unhexed trace id)
-            plan = f"SELECT toValidUTF8(explain) FROM (EXPLAIN indexes = 1\n{sql})"
-            timing.explain.append("\n".join(str(r[0]) for r in backend.query(plan, params).rows))
-        except Exception as exc:
-            timing.explain.append(f"EXPLAIN failed: {exc}")
-    return timing
+            timing.result_size = _size(call(runs))
+        finally:
+            set_backend(backend)
+        timing.statements = recording.statements
+    for i in range(runs):
+        for timing, call in plan:
+            t0 = time.perf_counter()
+            call(i)
+            timing.runs_ms.append((time.perf_counter() - t0) * 1000)
+    for timing, _call in plan:
+        for sql, params in timing.statements:
+            try:
+                # the plan may quote binary literals (an unhexed trace id)
+                explain = f"SELECT toValidUTF8(explain) FROM (EXPLAIN indexes = 1\n{sql})"
+                timing.explain.append("\n".join(str(r[0]) for r in backend.query(explain, params).rows))
+            except Exception as exc:
+                timing.explain.append(f"EXPLAIN failed: {exc}")
 
 
 def _optional(module: str, function: str) -> Callable[..., Any] | None:
@@ -748,12 +748,15 @@ def run_queries(
         helper = _optional(f"ollystack.telemetry.{module}", function)
         plan.append((name, description, target, last_hour(helper) if helper else None))
 
-    timings = []
+    timings, timed = [], []
     for name, description, target, call in plan:
+        timing = Timing(name, description, target)
         if call is None:
-            timings.append(Timing(name, description, target, skipped="the read helper does not exist yet"))
-            continue
-        timings.append(measure(backend, name, description, call, runs, target))
+            timing.skipped = "the read helper does not exist yet"
+        else:
+            timed.append((timing, call))
+        timings.append(timing)
+    measure(backend, timed, runs)
     for (token, count), timing in zip(tokens.items(), timings[2:], strict=False):
         if timing.result_size != count:
             raise SystemExit(f"log search for {token!r} found {timing.result_size} records, expected {count}")
@@ -874,6 +877,7 @@ def _run(args: argparse.Namespace, var: Path, log: Callable[[str], object]) -> d
     }
     log(f"timing {args.runs} runs per query")
     timings = run_queries(backend, tenant_id, now_ns, spans.trace_ids, tokens, args.runs)
+    load_average = os.getloadavg()
     backend.close()
     return {
         "load": {
@@ -889,7 +893,13 @@ def _run(args: argparse.Namespace, var: Path, log: Callable[[str], object]) -> d
             "bytes_on_disk": disk,
         },
         "queries": {t.name: t.summary() for t in timings},
-        "config": {"runs": args.runs, "segment_requests": args.segment_requests, "cpus": os.cpu_count()},
+        "config": {
+            "runs": args.runs,
+            "segment_requests": args.segment_requests,
+            "cpus": os.cpu_count(),
+            # other work on the machine shows in the latencies
+            "load_average_while_timing": [round(x, 2) for x in load_average],
+        },
     }
 
 
@@ -907,7 +917,9 @@ def print_table(results: dict[str, Any], out: Path) -> None:
         target = f"< {q['target_ms']:g}" if q["target_ms"] is not None else "-"
         verdict = "" if q["target_ms"] is None else ("ok" if q["met"] else "MISSED")
         print(f"{q['description']:<58}{q['p50_ms']:>9.1f}{q['p95_ms']:>9.1f}{target:>9}  {verdict}")
-    print(f"(written to {out})")
+    config = results["config"]
+    load = " ".join(str(x) for x in config["load_average_while_timing"])
+    print(f"load average after timing: {load} on {config['cpus']} cores   (written to {out})")
 
 
 def main(argv: list[str] | None = None) -> None:
