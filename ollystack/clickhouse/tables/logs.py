@@ -21,16 +21,16 @@ def logs_def(name: str = "logs") -> TableDef:
         name=name,
         columns=f"""
     tenant_id LowCardinality(String),
-    timestamp DateTime64(9, 'UTC') CODEC(Delta(8), ZSTD(1)),
-    observed_timestamp DateTime64(9, 'UTC') CODEC(Delta(8), ZSTD(1)),
-    record_id UInt64 CODEC(ZSTD(1)),
+    timestamp DateTime64(9, 'UTC') CODEC(T64, ZSTD(1)),
+    observed_timestamp DateTime64(9, 'UTC') CODEC(T64, ZSTD(1)),
+    record_id UInt64 CODEC(Delta(8), ZSTD(1)),
     severity_number Int32 CODEC(T64, ZSTD(1)),
     severity_text LowCardinality(String) CODEC(ZSTD(1)),
     body String CODEC(ZSTD(1)),
     body_value String CODEC(ZSTD(1)),{ATTRIBUTE_COLUMNS}
     flags UInt32 CODEC(ZSTD(1)),
-    trace_id String CODEC(ZSTD(1)),
-    span_id String CODEC(ZSTD(1)),
+    trace_id String CODEC(ZSTD(3)),
+    span_id String CODEC(ZSTD(3)),
     event_name LowCardinality(String) CODEC(ZSTD(1)),{RESOURCE_SCOPE_COLUMNS}{RETENTION_COLUMN}
     INDEX idx_trace_id trace_id TYPE bloom_filter(0.001) GRANULARITY 1,
     INDEX idx_body body TYPE ngrambf_v1(3, 32768, 3, 0) GRANULARITY 1,

@@ -21,11 +21,11 @@ def spans_def(name: str = "spans") -> TableDef:
         name=name,
         columns=f"""
     tenant_id LowCardinality(String),
-    timestamp DateTime64(9, 'UTC') CODEC(Delta(8), ZSTD(1)),
+    timestamp DateTime64(9, 'UTC') CODEC(T64, ZSTD(1)),
     duration_ns Int64 CODEC(T64, ZSTD(1)),
-    trace_id FixedString(16) CODEC(ZSTD(1)),
+    trace_id FixedString(16) CODEC(ZSTD(3)),
     span_id FixedString(8) CODEC(ZSTD(1)),
-    parent_span_id String CODEC(ZSTD(1)),
+    parent_span_id String CODEC(ZSTD(3)),
     trace_state String CODEC(ZSTD(1)),
     flags UInt32 CODEC(ZSTD(1)),
     name LowCardinality(String) CODEC(ZSTD(1)),
@@ -57,6 +57,8 @@ def spans_def(name: str = "spans") -> TableDef:
         ttl=RETENTION_TTL,
         tiered_by=TIERED_BY,
         settings=MERGE_TREE_SETTINGS,
+        # a trace's spans on one shard: a trace is read from one node, and views join its spans locally
+        sharding_key="cityHash64(trace_id)",
     )
 
 
