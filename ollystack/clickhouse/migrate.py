@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import re
 from collections.abc import Callable
 from types import ModuleType
 
 from ollystack.clickhouse import migrations
 from ollystack.clickhouse.backends import Backend
-from ollystack.clickhouse.tables import SchemaOptions, render
+from ollystack.clickhouse.tables import SchemaOptions, local_name, render, render_alter, ttl_rules
+from ollystack.clickhouse.tables.logs import logs_def
+from ollystack.clickhouse.tables.metric_points import metric_points_def
 from ollystack.clickhouse.tables.migrations_table import ch_migrations_def
+from ollystack.clickhouse.tables.spans import spans_def
+
+_TTL = re.compile(r" TTL (.*?)(?: SETTINGS |$)")
 
 
 def migration_names() -> list[str]:
@@ -69,4 +75,36 @@ def apply_migrations(
         )
         log(f"applied ClickHouse migration {name}")
         applied.append(name)
+    layout = storage_statements(backend, options)
+    if layout:
+        log(
+            "ClickHouse storage policy or TTL changed in the settings: updating the tables (rows are "
+            "re-examined against the new TTL in the background)"
+        )
+        for statement in layout:
+            backend.command(statement)
     return applied
+
+
+def storage_statements(backend: Backend, options: SchemaOptions) -> list[str]:
+    """The ALTERs that give the signal tables the storage policy and TTL of ``options`` (none when they
+    have them), so that configuring tiers or changing their ages after install takes effect at the next
+    ``migrate_clickhouse``."""
+    statements = []
+    for table in (spans_def(), logs_def(), metric_points_def()):
+        found = backend.query(
+            "SELECT storage_policy, engine_full FROM system.tables "
+            "WHERE database = currentDatabase() AND name = {name:String}",
+            {"name": local_name(table.name, options)},
+        ).rows
+        if not found:
+            continue
+        policy, engine_full = found[0]
+        if options.storage_policy and policy != options.storage_policy:
+            setting = f"MODIFY SETTING storage_policy = '{options.storage_policy}'"
+            statements += render_alter(table.name, [setting], options)
+        rules = ttl_rules(table, options)
+        ttl = _TTL.search(engine_full)
+        if (ttl.group(1) if ttl else "") != ", ".join(rule.removesuffix(" DELETE") for rule in rules):
+            statements += render_alter(table.name, ["MODIFY TTL " + ", ".join(rules)], options)
+    return statements
