@@ -197,10 +197,13 @@ def test_cluster_needs_a_server(settings: Any) -> None:
         SchemaOptions.from_settings()
 
 
-def test_tier_ages_must_increase(settings: Any) -> None:
+def test_tiers_need_a_server_and_increasing_ages(settings: Any) -> None:
     from django.core.exceptions import ImproperlyConfigured
 
     settings.OLLYSTACK_CLICKHOUSE_STORAGE_POLICY = "tiered"
+    with pytest.raises(ImproperlyConfigured, match="STORAGE_POLICY needs a ClickHouse server"):
+        SchemaOptions.from_settings()
+    settings.OLLYSTACK_CLICKHOUSE_URL = "clickhouse://ch.internal:9000/default"
     settings.OLLYSTACK_CLICKHOUSE_WARM_AFTER_DAYS = 7
     settings.OLLYSTACK_CLICKHOUSE_COLD_AFTER_DAYS = 7
     with pytest.raises(ImproperlyConfigured, match="COLD_AFTER_DAYS=7 must be greater than"):

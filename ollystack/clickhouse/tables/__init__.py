@@ -41,6 +41,12 @@ class SchemaOptions:
                 "OLLYSTACK_CLICKHOUSE_CLUSTER needs a ClickHouse server (set OLLYSTACK_CLICKHOUSE_URL): "
                 "the embedded engine is a single node"
             )
+        if options.storage_policy and not settings.OLLYSTACK_CLICKHOUSE_URL:
+            raise ImproperlyConfigured(
+                "OLLYSTACK_CLICKHOUSE_STORAGE_POLICY needs a ClickHouse server with that policy in its "
+                "configuration (set OLLYSTACK_CLICKHOUSE_URL): the embedded engine keeps its data under "
+                "OLLYSTACK_VAR_DIR"
+            )
         if 0 < options.cold_after_days <= options.warm_after_days:
             raise ImproperlyConfigured(
                 f"OLLYSTACK_CLICKHOUSE_COLD_AFTER_DAYS={options.cold_after_days} must be greater than "
