@@ -711,14 +711,19 @@ def run_queries(
 ) -> list[Timing]:
     from ollystack.telemetry import logs, services, traces
 
-    hour = (now_ns - HOUR, now_ns)
+    # Run i ends i microseconds before the load ended: "the last hour" as of a moment later, as when a user
+    # asks again. Identical statements would be answered from the engine's query condition cache (which
+    # remembers the granules a filter rejected): a repeated rare-id search took 25 ms instead of 270 ms.
+    def end(i: int) -> int:
+        return now_ns - 1000 * i
 
     def log_search(token: str) -> Callable[[int], Any]:
-        query = logs.LogQuery(now_ns - DAY, now_ns, text=token, limit=100)
-        return lambda i: logs.search_logs(tenant_id, query)
+        return lambda i: logs.search_logs(
+            tenant_id, logs.LogQuery(end(i) - DAY, end(i), text=token, limit=100)
+        )
 
     def last_hour(helper: Callable[..., Any]) -> Callable[[int], Any]:
-        return lambda i: helper(tenant_id, *hour)
+        return lambda i: helper(tenant_id, end(i) - HOUR, end(i))
 
     # (name, description, target, call of run i)
     plan: list[tuple[str, str, float | None, Callable[[int], Any] | None]] = [
