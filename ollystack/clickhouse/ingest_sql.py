@@ -190,7 +190,7 @@ def _logs(source: str, sampled: bool = False) -> str:
         ("trace_id", "r.trace_id"),
         ("span_id", "r.span_id"),
         ("event_name", "r.event_name"),
-        ("record_id", "rand64()"),
+        ("record_id", "generateSnowflakeID()"),  # unique, and compresses: 13.3x vs 11.4x for logs
     ]
     return _statement(
         "logs",

@@ -234,7 +234,9 @@ def test_topology_counts_each_call_once_whichever_side_arrives_first(
 # --- log_volume_1m ------------------------------------------------------------------------------------------
 
 
-def test_log_volume_per_service_severity_and_minute(tenant_id: str, insert_framed: Callable[..., int]) -> None:
+def test_log_volume_per_service_severity_and_minute(
+    tenant_id: str, insert_framed: Callable[..., int]
+) -> None:
     req = ExportLogsServiceRequest()
     for service, records in {
         "api": [(T0, 9), (T0 + NS, 9), (T0 + 2 * NS, 17), (T0 + MINUTE, 13), (T0 + MINUTE, 0)],
