@@ -15,6 +15,7 @@ import multiprocessing as mp
 import os
 import random
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -274,6 +275,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         stop_sampling.set()
         server.terminate()
         server.wait(timeout=60)
+        log.close()
+        shutil.rmtree(var, ignore_errors=True)
     results["server_peak_rss_mib"] = round(peak_rss / 2**20, 1)
     if peak_parts:
         print("at peak (MiB):", peak_parts)
@@ -314,3 +317,7 @@ def main() -> None:
         r = results[workload]
         threads = ", ".join(f"{k} {v}" for k, v in r["server_cores_by_thread"].items())
         print(f"{workload}: ingestd {r['server_cores']} cores ({threads}); other {r['other_cores']}")
+
+
+if __name__ == "__main__":
+    main()
