@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from ollystack.clickhouse import get_backend
 from ollystack.clickhouse.queries import minute_range, select, time_range
@@ -56,12 +57,12 @@ _RED_COLUMNS = [
 ]
 
 
-def _red(row: tuple[object, ...], service: str, operation: str) -> Red:
+def _red(row: tuple[Any, ...], service: str, operation: str) -> Red:
     requests, errors, duration_total, quantiles = row
-    total = float(requests)  # type: ignore[arg-type]
-    p50, p90, p95, p99 = (float(q) for q in quantiles)  # type: ignore[attr-defined]
-    mean = float(duration_total) / total if total else 0.0  # type: ignore[arg-type]
-    return Red(service, operation, total, float(errors), mean, p50, p90, p95, p99)  # type: ignore[arg-type]
+    total = float(requests)
+    p50, p90, p95, p99 = (float(q) for q in quantiles)
+    mean = float(duration_total) / total if total else 0.0
+    return Red(service, operation, total, float(errors), mean, p50, p90, p95, p99)
 
 
 def service_red(tenant_id: str, start_ns: int, end_ns: int) -> list[Red]:

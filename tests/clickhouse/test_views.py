@@ -159,7 +159,7 @@ def test_errors_group_by_type_and_fingerprint_with_first_and_last_seen(
 ) -> None:
     t = Traces()
     first = t.span("api", error=True, start=T0 + 1 * NS, exception=("KeyError", "user 123 not found"))
-    t.span("api", error=True, start=T0 + 9 * NS, exception=("KeyError", "user 45678 not found"))
+    last = t.span("api", error=True, start=T0 + 9 * NS, exception=("KeyError", "user 45678 not found"))
     order = "order 3f2b8a1c-9d4e-4f6a-8b7c-1d2e3f4a5b6c failed at 0x7ffde4a1"
     t.span("api", error=True, start=T0 + 2 * NS, exception=("PaymentError", order))
     t.span("api", error=True, start=T0 + 3 * NS, status_message="timeout after 30s")
@@ -179,12 +179,11 @@ def test_errors_group_by_type_and_fingerprint_with_first_and_last_seen(
     assert users.count == 2
     assert (users.first_seen_ns, users.last_seen_ns) == (T0 + 1 * NS, T0 + 9 * NS)
     assert users.example_message in {"user 123 not found", "user 45678 not found"}
-    assert len(users.example_trace_id) == 32
+    assert users.example_trace_id in {first.trace_id.hex(), last.trace_id.hex()}  # one of the group's own
     assert groups[("api", "", "timeout after <n>s")].count == 2
     assert groups[("api", "PaymentError", "order <uuid> failed at <hex>")].example_message == order
     assert list_errors(tenant_id, *DAY)[0].pattern in {"user <n> not found", "timeout after <n>s"}  # by count
     assert {g.service for g in list_errors(tenant_id, *DAY, service="worker")} == {"worker"}
-    assert first.trace_id.hex() in {g.example_trace_id for g in groups.values()} | {users.example_trace_id}
 
 
 # --- service_topology -------------------------------------------------------------------------------------
