@@ -12,8 +12,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from ingest import quotas
+from ollystack.telemetry.api.access import ERRORS, HasScope, parse, tenant_id_for
 from ollystack.telemetry.api.params import TenantParam
-from ollystack.telemetry.api.views import ERRORS, HasScope, parse, tenant_id_for
 
 
 class QuotaSerializer(serializers.Serializer):
