@@ -124,6 +124,13 @@ OLLYSTACK_CLICKHOUSE_STORAGE_POLICY = env_str("OLLYSTACK_CLICKHOUSE_STORAGE_POLI
 OLLYSTACK_CLICKHOUSE_WARM_AFTER_DAYS = env_int("OLLYSTACK_CLICKHOUSE_WARM_AFTER_DAYS", 3)
 OLLYSTACK_CLICKHOUSE_COLD_AFTER_DAYS = env_int("OLLYSTACK_CLICKHOUSE_COLD_AFTER_DAYS", 14)
 
+# Read query cache (ollystack/telemetry/cache.py, Django cache alias "query"): seconds an answer is reused,
+# and for ranges that ended more than SETTLED_AFTER seconds ago (their data has settled), SETTLED seconds.
+# 0 turns the cache off.
+OLLYSTACK_QUERY_CACHE_SECONDS = env_int("OLLYSTACK_QUERY_CACHE_SECONDS", 5)
+OLLYSTACK_QUERY_CACHE_SETTLED_AFTER_SECONDS = env_int("OLLYSTACK_QUERY_CACHE_SETTLED_AFTER_SECONDS", 300)
+OLLYSTACK_QUERY_CACHE_SETTLED_SECONDS = env_int("OLLYSTACK_QUERY_CACHE_SETTLED_SECONDS", 60)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -13,4 +13,12 @@ DATABASES = {
         "OPTIONS": {"init_command": "PRAGMA journal_mode=WAL;", "transaction_mode": "IMMEDIATE"},
     }
 }
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    # read query results (ollystack/telemetry/cache.py)
+    "query": {
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+        "LOCATION": "ollystack-query",
+        "OPTIONS": {"MAX_ENTRIES": 2000},
+    },
+}

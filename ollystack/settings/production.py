@@ -18,7 +18,17 @@ DATABASES = {
     }
 }
 REDIS_URL = env_str("OLLYSTACK_REDIS_URL", "redis://127.0.0.1:6379/0")
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL},
+    # read query results, shared by every web replica (ollystack/telemetry/cache.py)
+    "query": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "ollystack-query",
+        # a slow or absent Redis must not hold reads up: they run uncached instead
+        "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+    },
+}
 
 SECURE_SSL_REDIRECT = env_bool("OLLYSTACK_SECURE_SSL_REDIRECT", True)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

@@ -545,3 +545,11 @@ def test_a_trace_crossing_tenants_is_split_by_tenant(tenants: Tenants) -> None:
         edges = repr(topology.service_topology(own.tenant_id, *_window(own)))
         assert own.tag in edges
         assert other.tag not in edges, f"{other.services} in the service map of another tenant: {edges}"
+
+
+# --- not read helpers -------------------------------------------------------------------------------------
+
+# The query cache takes tenant_id first but runs no query of its own: it returns what the caller's read
+# function computes, under a key that includes the tenant. tests/telemetry/test_cache.py proves that tenant B
+# never gets tenant A's cached result.
+DISCOVERED.pop("cache.cached_read", None)
