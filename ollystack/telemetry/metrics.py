@@ -202,3 +202,37 @@ def list_metric_names(tenant_id: str, start_ns: int, end_ns: int) -> list[dict[s
         }
         for r in get_backend().query(sql, params).as_dicts()
     ]
+
+
+MAX_LABEL_VALUES = 1000
+
+
+def metric_labels(
+    tenant_id: str, start_ns: int, end_ns: int, name: str | None = None, label: str | None = None
+) -> dict[str, list[str]]:
+    """Label names of the points in ``[start_ns, end_ns)`` (data point and resource attributes with string
+    values), each with up to ``MAX_LABEL_VALUES`` of its values, sorted; only ``name``'s points and only
+    ``label`` when given. One query serves both the label list and a label's values (what query editors
+    and Grafana ask for)."""
+    pairs = (
+        "arrayJoin(arrayConcat("
+        "arrayZip(mapKeys(attributes), mapValues(attributes)), "
+        "arrayZip(mapKeys(resource_attributes), mapValues(resource_attributes))"
+        ")) AS label_pair"
+    )
+    inner = time_range(select("metric_points", tenant_id, [pairs]), "timestamp", start_ns, end_ns)
+    if name is not None:
+        inner = inner.filter("metric_name = {name:String}", name=name)
+    if label is not None:
+        inner = inner.filter(
+            "mapContains(attributes, {label:String}) OR mapContains(resource_attributes, {label:String})",
+            label=label,
+        )
+    inner_sql, params = inner.sql()
+    where = "WHERE label = {label:String}\n" if label is not None else ""
+    sql = (
+        f"SELECT tupleElement(label_pair, 1) AS label, "
+        f"arraySort(groupUniqArray({MAX_LABEL_VALUES})(tupleElement(label_pair, 2))) AS label_values\n"
+        f"FROM (\n{inner_sql}\n)\n{where}GROUP BY label\nORDER BY label"
+    )
+    return {str(key): list(values) for key, values in get_backend().query(sql, params).rows}

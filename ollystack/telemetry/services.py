@@ -82,3 +82,11 @@ def operation_red(tenant_id: str, service: str, start_ns: int, end_ns: int) -> l
     ).filter("service_name = {service:String}", service=service)
     sql, params = query.grouped("operation").ordered("operation").sql()
     return [_red(tuple(row[1:]), service, row[0]) for row in get_backend().query(sql, params).rows]
+
+
+def service_overview(tenant_id: str, start_ns: int, end_ns: int) -> list[Red]:
+    """Every service seen in ``[start_ns, end_ns)`` with its RED figures; a service that sent only logs or
+    metrics, or had no requests enter it, has zeros (so the list matches what the other views show)."""
+    red = {row.service: row for row in service_red(tenant_id, start_ns, end_ns)}
+    names = sorted(set(list_services(tenant_id, start_ns, end_ns)) | set(red))
+    return [red.get(name) or Red(name, "", 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0) for name in names]

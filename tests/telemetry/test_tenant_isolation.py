@@ -321,6 +321,15 @@ def _metric_query(**kwargs: Any) -> Callable[[Dataset], tuple[Any, ...]]:
     return build
 
 
+def _trace_query(**kwargs: Any) -> Callable[[Dataset], tuple[Any, ...]]:
+    def build(ds: Dataset) -> tuple[Any, ...]:
+        from ollystack.telemetry.trace_search import TraceQuery
+
+        return (TraceQuery(ds.start_ns, ds.end_ns, **{k: v(ds) for k, v in kwargs.items()}),)
+
+    return build
+
+
 def _window(ds: Dataset) -> tuple[Any, ...]:
     return (ds.start_ns, ds.end_ns)
 
@@ -354,6 +363,20 @@ HELPERS: dict[str, list[Call]] = {
     "log_volume.log_volume": [
         Call(_window),
         Call(lambda ds: (*_window(ds), ds.services[1])),
+    ],
+    "services.service_overview": [Call(_window)],
+    "metrics.metric_labels": [
+        Call(_window),
+        Call(lambda ds: (*_window(ds), "queue.depth", "service.name")),
+    ],
+    "trace_search.search_traces": [
+        Call(_trace_query()),
+        Call(_trace_query(service=lambda ds: ds.services[2], status=lambda ds: "error")),
+        Call(
+            _trace_query(
+                attributes=lambda ds: (("http.route", "/api/pay"), ("http.response.status.code", "500"))
+            )
+        ),
     ],
 }
 
