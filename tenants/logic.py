@@ -12,13 +12,14 @@ import logging
 import os
 import secrets
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from django.contrib.auth import get_user_model
+from django.contrib.auth import authenticate, get_user_model
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Q
@@ -102,6 +103,30 @@ class InvalidPolicy(TenantError):
 
 class KeyRejected(TenantError):
     """An API credential that was presented but cannot be used."""
+
+
+class PermissionRefused(TenantError):
+    """The caller's role or key scopes do not allow the action in this tenant."""
+
+
+class BadCredentials(TenantError):
+    """Username and password do not match an active account."""
+
+
+class UnknownUser(TenantError):
+    pass
+
+
+class UnknownMember(TenantError):
+    pass
+
+
+class MemberExists(TenantError):
+    pass
+
+
+class LastOwner(TenantError):
+    """The change would leave a tenant without an owner, so nobody could manage its owners again."""
 
 
 # --- results ----------------------------------------------------------------------------------------
@@ -223,6 +248,184 @@ class BootstrapResult:
     created: bool
     credentials: dict[str, str]
     path: Path | None = field(default=None)
+
+
+# --- roles ------------------------------------------------------------------------------------------
+
+
+class Permission(StrEnum):
+    """What an API endpoint requires. Every endpoint declares one (``required_permission``)."""
+
+    PUBLIC = "public"  # no credentials (signing in, refreshing a token)
+    READ = "read"  # telemetry, usage, the member list
+    WRITE = "write"  # telemetry-side objects: dashboards, alert rules, saved queries
+    MANAGE_KEYS = "manage_keys"  # create, list and revoke API and ingest keys
+    MANAGE_MEMBERS = "manage_members"  # add, change and remove members who are not owners
+    MANAGE_OWNERS = "manage_owners"  # grant or take the owner role; tenant deletion
+
+
+_VIEWER = frozenset({Permission.READ})
+_EDITOR = _VIEWER | {Permission.WRITE}
+_ADMIN = _EDITOR | {Permission.MANAGE_KEYS, Permission.MANAGE_MEMBERS}
+_OWNER = _ADMIN | {Permission.MANAGE_OWNERS}
+
+# The one table of who may do what. A membership role grants its row; an API key the union of its
+# scopes' rows. No scope reaches owner actions: changing who owns a tenant takes a signed-in owner.
+ROLE_PERMISSIONS: Mapping[str, frozenset[Permission]] = {
+    Role.VIEWER: _VIEWER,
+    Role.EDITOR: _EDITOR,
+    Role.ADMIN: _ADMIN,
+    Role.OWNER: _OWNER,
+}
+SCOPE_PERMISSIONS: Mapping[str, frozenset[Permission]] = {
+    ApiScope.READ: frozenset({Permission.READ}),
+    ApiScope.WRITE: frozenset({Permission.WRITE}),
+    ApiScope.ADMIN: _ADMIN,
+}
+# Weakest first: the roles and scopes named in refusals ("needs admin or owner").
+ROLE_ORDER: tuple[str, ...] = tuple(r.value for r in (Role.VIEWER, Role.EDITOR, Role.ADMIN, Role.OWNER))
+SCOPE_ORDER: tuple[str, ...] = tuple(s.value for s in (ApiScope.READ, ApiScope.WRITE, ApiScope.ADMIN))
+PERMISSION_TEXT: Mapping[Permission, str] = {
+    Permission.READ: "reading this tenant's data",
+    Permission.WRITE: "changing dashboards and alert rules",
+    Permission.MANAGE_KEYS: "managing API and ingest keys",
+    Permission.MANAGE_MEMBERS: "managing members",
+    Permission.MANAGE_OWNERS: "managing owners",
+}
+
+
+def roles_with(permission: Permission) -> tuple[str, ...]:
+    return tuple(role for role in ROLE_ORDER if permission in ROLE_PERMISSIONS[role])
+
+
+def scopes_with(permission: Permission) -> tuple[str, ...]:
+    return tuple(scope for scope in SCOPE_ORDER if permission in SCOPE_PERMISSIONS[scope])
+
+
+def permissions_of_scopes(scopes: Iterable[str]) -> frozenset[Permission]:
+    granted: frozenset[Permission] = frozenset()
+    for scope in scopes:
+        granted |= SCOPE_PERMISSIONS.get(scope, frozenset())
+    return granted
+
+
+@dataclass(frozen=True)
+class TenantAccess:
+    """Who acts, for which tenant, allowed to do what: the result of authorising one request."""
+
+    tenant_id: str
+    tenant_name: str
+    permissions: frozenset[Permission]
+    role: str | None = None  # membership role of a signed-in user (superusers act as owner)
+    key_prefix: str | None = None  # set when an API key acts
+    scopes: tuple[str, ...] = ()
+    user_id: int | None = None
+
+    def allows(self, permission: Permission) -> bool:
+        return permission == Permission.PUBLIC or permission in self.permissions
+
+    def require(self, permission: Permission) -> None:
+        """``PermissionRefused`` naming what would allow the action."""
+        if self.allows(permission):
+            return
+        what = PERMISSION_TEXT.get(permission, str(permission))
+        if self.key_prefix is not None:
+            usable = scopes_with(permission)
+            if not usable:
+                roles = " or ".join(roles_with(permission))
+                raise PermissionRefused(
+                    f"{what} in tenant {self.tenant_name} needs a signed-in {roles}; no key scope allows it"
+                )
+            raise PermissionRefused(
+                f"API key lacks the {usable[0]!r} scope (it has {', '.join(self.scopes) or 'none'}); "
+                f"{what} needs a key with scope {' or '.join(usable)}: create one with "
+                f"`manage.py tenant create-key {self.tenant_name} --kind api --scopes {usable[0]}` "
+                "or POST /api/v1/keys"
+            )
+        raise PermissionRefused(
+            f"your role in tenant {self.tenant_name} is {self.role}; {what} needs "
+            f"{' or '.join(roles_with(permission))}; ask an owner or admin of {self.tenant_name}"
+        )
+
+
+def access_for_key(principal: ApiPrincipal) -> TenantAccess:
+    """An API key acts for its own tenant with the permissions of its scopes."""
+    prefix = ApiKey.objects.filter(pk=principal.key_id).values_list("prefix", flat=True).first()
+    return TenantAccess(
+        tenant_id=principal.tenant_id,
+        tenant_name=principal.tenant_name,
+        permissions=permissions_of_scopes(principal.scopes),
+        key_prefix=prefix or f"api:{principal.key_id}",
+        scopes=principal.scopes,
+    )
+
+
+def access_for_user(
+    user: User, tenant_name: str | None = None, bound_tenant_id: str | None = None
+) -> TenantAccess:
+    """The tenant a signed-in user acts for and what their membership allows there.
+
+    ``tenant_name`` is the caller's explicit choice (``?tenant=``); without it a user with one membership
+    gets that tenant and a user with several must choose. ``bound_tenant_id`` comes from a JWT issued for
+    one tenant: the choice is then made, and naming another tenant is refused. The role is read now, not
+    taken from the token, so a demotion or removal applies to the next request.
+    """
+    memberships = Membership.objects.filter(user_id=user.pk, tenant__is_active=True).select_related("tenant")
+    is_superuser = bool(getattr(user, "is_superuser", False))
+    if bound_tenant_id is not None:
+        membership = memberships.filter(tenant_id=bound_tenant_id).first()
+        bound = (
+            membership.tenant if membership is not None else Tenant.objects.filter(pk=bound_tenant_id).first()
+        )
+        bound_name = bound.name if bound is not None else bound_tenant_id
+        if tenant_name and tenant_name not in (bound_name, str(bound_tenant_id)):
+            raise TenantAccessDenied(
+                f"this token was issued for tenant {bound_name}; it cannot act for tenant {tenant_name}; "
+                f"get a token for {tenant_name} from POST /api/v1/auth/token"
+            )
+        if membership is not None:
+            return _user_access(user, membership.tenant, membership.role)
+        if is_superuser and bound is not None and bound.is_active:
+            return _user_access(user, bound, Role.OWNER)
+        raise TenantAccessDenied(f"you are no longer a member of an active tenant named {bound_name!r}")
+    if tenant_name:
+        membership = memberships.filter(Q(tenant__name=tenant_name) | _id_match(tenant_name)).first()
+        if membership is not None:
+            return _user_access(user, membership.tenant, membership.role)
+        if is_superuser:
+            tenant = Tenant.objects.filter(
+                Q(name=tenant_name) | _id_match(tenant_name, ""), is_active=True
+            ).first()
+            if tenant is not None:
+                return _user_access(user, tenant, Role.OWNER)
+        raise TenantAccessDenied(f"you are not a member of an active tenant named {tenant_name!r}")
+    found = list(memberships[:50])
+    if not found:
+        raise TenantAccessDenied(
+            "your account belongs to no tenant; ask a tenant owner to add you, or use an API key"
+        )
+    if len(found) > 1:
+        names = sorted(m.tenant.name for m in found)
+        raise TenantAmbiguous(f"you belong to several tenants ({', '.join(names)}); add ?tenant=<name>")
+    return _user_access(user, found[0].tenant, found[0].role)
+
+
+def _id_match(text: str, prefix: str = "tenant__") -> Q:
+    """Matches the tenant whose id is ``text``, or nothing when it is not a UUID."""
+    try:
+        return Q(**{f"{prefix}pk" if prefix else "pk": uuid.UUID(text)})
+    except ValueError:
+        return Q(pk__in=[])
+
+
+def _user_access(user: User, tenant: Tenant, role: str) -> TenantAccess:
+    return TenantAccess(
+        tenant_id=str(tenant.pk),
+        tenant_name=tenant.name,
+        permissions=ROLE_PERMISSIONS[role],
+        role=role,
+        user_id=user.pk,
+    )
 
 
 # --- keys -------------------------------------------------------------------------------------------
@@ -556,26 +759,286 @@ def set_membership(tenant: Tenant | str | uuid.UUID, user: User, role: str) -> N
 
 def tenant_for_user(user: User, tenant_name: str | None = None) -> TenantRef:
     """The tenant a signed-in user acts for: their only one, or the one they name."""
-    memberships = Membership.objects.filter(user_id=user.pk, tenant__is_active=True).select_related("tenant")
-    if tenant_name:
-        membership = memberships.filter(tenant__name=tenant_name).first()
-        if membership is not None:
-            return TenantRef(str(membership.tenant_id), membership.tenant.name)
-        if getattr(user, "is_superuser", False):
-            tenant = Tenant.objects.filter(name=tenant_name, is_active=True).first()
-            if tenant is not None:
-                return TenantRef(str(tenant.pk), tenant.name)
-        raise TenantAccessDenied(f"you are not a member of an active tenant named {tenant_name!r}")
-    names = sorted(m.tenant.name for m in memberships)
-    if not names:
-        raise TenantAccessDenied(
-            "your account belongs to no tenant; ask a tenant owner to add you, or use an API key"
+    access = access_for_user(user, tenant_name)
+    return TenantRef(access.tenant_id, access.tenant_name)
+
+
+# --- members ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MemberInfo:
+    username: str
+    email: str
+    role: str
+    joined_at: datetime
+
+
+def _member_info(membership: Membership) -> MemberInfo:
+    user = membership.user
+    return MemberInfo(
+        username=user.get_username(),
+        email=getattr(user, "email", "") or "",
+        role=membership.role,
+        joined_at=membership.created_at,
+    )
+
+
+def list_members(tenant_id: str) -> list[MemberInfo]:
+    rows = Membership.objects.filter(tenant_id=tenant_id).select_related("user").order_by("user__username")
+    return [_member_info(m) for m in rows]
+
+
+def _check_role(role: str) -> None:
+    if role not in Role.values:
+        raise TenantError(f"unknown role {role!r}; choose from {', '.join(ROLE_ORDER)}")
+
+
+def _owner_guard(acting: TenantAccess, action: str) -> None:
+    if not acting.allows(Permission.MANAGE_OWNERS):
+        raise PermissionRefused(
+            f"only an owner of tenant {acting.tenant_name} may {action}; ask one of its owners"
         )
-    if len(names) > 1:
-        raise TenantAmbiguous(f"you belong to several tenants ({', '.join(names)}); add ?tenant=<name>")
-    only = memberships.first()
-    assert only is not None
-    return TenantRef(str(only.tenant_id), only.tenant.name)
+
+
+def _membership(tenant_id: str, username: str, tenant_name: str) -> Membership:
+    found = (
+        Membership.objects.select_related("user", "tenant")
+        .filter(tenant_id=tenant_id, user__username=username)
+        .first()
+    )
+    if found is None:
+        raise UnknownMember(
+            f"{username!r} is not a member of tenant {tenant_name}; GET /api/v1/members lists them"
+        )
+    return found
+
+
+def _other_owners(membership: Membership) -> bool:
+    return (
+        Membership.objects.filter(tenant_id=membership.tenant_id, role=Role.OWNER)
+        .exclude(pk=membership.pk)
+        .exists()
+    )
+
+
+def add_member(acting: TenantAccess, username: str, role: str) -> MemberInfo:
+    """Add an existing account to the acting tenant. Granting owner takes an owner."""
+    _check_role(role)
+    if role == Role.OWNER:
+        _owner_guard(acting, "grant the owner role")
+    user = get_user_model().objects.filter(username=username).first()
+    if user is None:
+        raise UnknownUser(
+            f"no account named {username!r}; the person signs in once (or an administrator creates the "
+            "account), then add them"
+        )
+    with transaction.atomic():
+        membership, created = Membership.objects.get_or_create(
+            tenant_id=acting.tenant_id, user=user, defaults={"role": role}
+        )
+    if not created:
+        raise MemberExists(
+            f"{username} is already a member of tenant {acting.tenant_name} ({membership.role}); "
+            f"change the role with PATCH /api/v1/members/{username}"
+        )
+    log.info(
+        "member added tenant=%s user_id=%s role=%s by=%s", acting.tenant_name, user.pk, role, _actor(acting)
+    )
+    return _member_info(Membership.objects.select_related("user").get(pk=membership.pk))
+
+
+def change_member_role(acting: TenantAccess, username: str, role: str) -> MemberInfo:
+    """Change a member's role. Making or unmaking an owner takes an owner; the last owner stays one."""
+    _check_role(role)
+    with transaction.atomic():
+        membership = _membership(acting.tenant_id, username, acting.tenant_name)
+        if Role.OWNER in (role, membership.role) and role != membership.role:
+            _owner_guard(acting, "grant or take the owner role")
+            if membership.role == Role.OWNER and not _other_owners(membership):
+                raise LastOwner(
+                    f"{username} is the last owner of tenant {acting.tenant_name}; make another member "
+                    "owner first"
+                )
+        Membership.objects.filter(pk=membership.pk).update(role=role)
+        membership.role = role
+    log.info(
+        "member role changed tenant=%s user_id=%s role=%s by=%s",
+        acting.tenant_name,
+        membership.user_id,
+        role,
+        _actor(acting),
+    )
+    return _member_info(membership)
+
+
+def remove_member(acting: TenantAccess, username: str) -> None:
+    """Remove a member. Removing an owner takes an owner; the last owner cannot be removed."""
+    with transaction.atomic():
+        membership = _membership(acting.tenant_id, username, acting.tenant_name)
+        if membership.role == Role.OWNER:
+            _owner_guard(acting, "remove an owner")
+            if not _other_owners(membership):
+                raise LastOwner(
+                    f"{username} is the last owner of tenant {acting.tenant_name}; make another member "
+                    "owner first"
+                )
+        membership.delete()
+    log.info(
+        "member removed tenant=%s user_id=%s by=%s", acting.tenant_name, membership.user_id, _actor(acting)
+    )
+
+
+def _actor(acting: TenantAccess) -> str:
+    return f"key:{acting.key_prefix}" if acting.key_prefix else f"user:{acting.user_id}"
+
+
+# --- keys of one tenant (API) -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    kind: KeyKind
+    prefix: str
+    name: str
+    created_at: datetime
+    created_by: str
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+    scopes: tuple[str, ...] = ()
+    expires_at: datetime | None = None
+
+    @property
+    def status(self) -> str:
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None and self.expires_at <= timezone.now():
+            return "expired"
+        return "active"
+
+
+def _key_info(kind: KeyKind, key: KeyBase) -> KeyInfo:
+    creator = key.created_by
+    return KeyInfo(
+        kind=kind,
+        prefix=key.prefix,
+        name=key.name,
+        created_at=key.created_at,
+        created_by=creator.get_username() if creator is not None else "",
+        last_used_at=key.last_used_at,
+        revoked_at=key.revoked_at,
+        scopes=tuple(getattr(key, "scopes", None) or ()),
+        expires_at=getattr(key, "expires_at", None),
+    )
+
+
+def list_keys(tenant_id: str, kind: KeyKind | None = None, include_revoked: bool = False) -> list[KeyInfo]:
+    """The tenant's keys, newest first; never the secrets (only their hashes are stored)."""
+    infos: list[KeyInfo] = []
+    kinds: tuple[KeyKind, ...] = (kind,) if kind else ("api", "ingest")
+    for each in kinds:
+        rows = _model_for(each).objects.filter(tenant_id=tenant_id).select_related("created_by")
+        if not include_revoked:
+            rows = rows.filter(revoked_at__isnull=True)
+        infos.extend(_key_info(each, key) for key in rows)
+    return sorted(infos, key=lambda info: info.created_at, reverse=True)
+
+
+def create_key(
+    acting: TenantAccess,
+    kind: KeyKind,
+    name: str = "",
+    scopes: Iterable[str] = ("read",),
+    expires_at: datetime | None = None,
+) -> IssuedKey:
+    """A new key for the acting tenant. A key cannot grant more than its creator may do."""
+    created_by = get_user_model().objects.filter(pk=acting.user_id).first() if acting.user_id else None
+    if kind == "ingest":
+        if expires_at is not None:
+            raise TenantError("ingest keys do not expire; revoke them instead (leave expires_at out)")
+        return issue_ingest_key(acting.tenant_id, name, created_by=created_by)
+    cleaned = normalise_scopes(scopes)
+    beyond = permissions_of_scopes(cleaned) - acting.permissions
+    if beyond:
+        raise PermissionRefused(
+            f"a key with scopes {', '.join(cleaned)} could do more than you may in tenant "
+            f"{acting.tenant_name}; choose narrower scopes"
+        )
+    if expires_at is not None and expires_at <= timezone.now():
+        raise TenantError(
+            f"expires_at {_when(expires_at)} is in the past; give a future time or leave it out"
+        )
+    return issue_api_key(acting.tenant_id, name, cleaned, expires_at=expires_at, created_by=created_by)
+
+
+def revoke_tenant_key(acting: TenantAccess, prefix_or_id: str) -> RevokedKey:
+    """Revoke one of the acting tenant's keys; keys of other tenants are reported as unknown."""
+    try:
+        _kind, key = _find_key(prefix_or_id)
+    except (UnknownKey, AmbiguousKey):
+        key = None
+    if key is None or str(key.tenant_id) != acting.tenant_id:  # type: ignore[attr-defined]
+        raise UnknownKey(
+            f"tenant {acting.tenant_name} has no key {prefix_or_id}; GET /api/v1/keys lists its keys"
+        )
+    return revoke_key(prefix_or_id)
+
+
+# --- tokens for signed-in users ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TokenSubject:
+    """Whom a JWT speaks for; ``tenant`` set when the token was issued for one tenant."""
+
+    user_id: int
+    username: str
+    tenant: TenantRef | None = None
+
+
+def _tenant_names(user: User) -> list[str]:
+    return sorted(
+        Membership.objects.filter(user_id=user.pk, tenant__is_active=True).values_list(
+            "tenant__name", flat=True
+        )
+    )
+
+
+def _subject(user: User, tenant_name: str | None) -> TokenSubject:
+    if not tenant_name:
+        return TokenSubject(user.pk, user.get_username())
+    try:
+        access = access_for_user(user, tenant_name)
+    except TenantAccessDenied:
+        names = _tenant_names(user)
+        raise TenantAccessDenied(
+            f"you are not a member of an active tenant named {tenant_name!r}; your tenants: "
+            f"{', '.join(names) if names else 'none'}"
+        ) from None
+    return TokenSubject(user.pk, user.get_username(), TenantRef(access.tenant_id, access.tenant_name))
+
+
+def token_subject_for_login(username: str, password: str, tenant_name: str | None = None) -> TokenSubject:
+    """Check a username and password (the configured Django auth backends) for a new token pair."""
+    user = authenticate(username=username, password=password)
+    if user is None or not user.is_active:
+        raise BadCredentials("username or password is wrong, or the account is disabled")
+    subject = _subject(user, tenant_name)
+    log.info(
+        "token issued user_id=%s tenant=%s", user.pk, subject.tenant.tenant_name if subject.tenant else "-"
+    )
+    return subject
+
+
+def token_subject_for_refresh(user_id: int | str, tenant_id: str | None) -> TokenSubject:
+    """Re-check the account (and its membership, for a tenant-bound token) before refreshing."""
+    user = get_user_model().objects.filter(pk=user_id).first()
+    if user is None or not user.is_active:
+        raise BadCredentials("the account of this token no longer exists or is disabled; sign in again")
+    if tenant_id is None:
+        return TokenSubject(user.pk, user.get_username())
+    access = access_for_user(user, bound_tenant_id=tenant_id)
+    return TokenSubject(user.pk, user.get_username(), TenantRef(access.tenant_id, access.tenant_name))
 
 
 # --- first start ------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from ollystack.settings.env import env_bool, env_int, env_list, env_str, var_dir
@@ -76,14 +77,33 @@ STATIC_ROOT = VAR_DIR / "staticfiles"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REST_FRAMEWORK = {
+    # Bearer: a tenant API key (olly_api_…) or a JWT from /api/v1/auth/token. Session: the browser (CSRF).
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "tenants.auth.ApiKeyAuthentication",
+        "tenants.auth.BearerAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Every view declares `required_permission`; a view that does not is refused (docs/api-auth.md).
+    "DEFAULT_PERMISSION_CLASSES": ["tenants.permissions.TenantPermission"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "ollystack.telemetry.api.errors.exception_handler",
+    # Password attempts at POST /api/v1/auth/token per client address.
+    "DEFAULT_THROTTLE_RATES": {"auth-token": env_str("OLLYSTACK_AUTH_TOKEN_RATE", "30/min")},
+    # Reverse proxies in front of the web server (their X-Forwarded-For is trusted for the client address).
+    "NUM_PROXIES": env_int("OLLYSTACK_NUM_PROXIES", 0),
 }
+# JWTs for Django accounts, signed with SECRET_KEY (HS256). Access tokens are short-lived; a refresh returns
+# a new pair (rotation) until the session reaches OLLYSTACK_JWT_MAX_SESSION_SECONDS after the sign-in.
+SIMPLE_JWT = {
+    "ACCESS_TOKEN_LIFETIME": timedelta(seconds=env_int("OLLYSTACK_JWT_ACCESS_SECONDS", 300)),
+    "REFRESH_TOKEN_LIFETIME": timedelta(seconds=env_int("OLLYSTACK_JWT_REFRESH_SECONDS", 86_400)),
+    "ROTATE_REFRESH_TOKENS": True,
+    "UPDATE_LAST_LOGIN": False,
+    "ALGORITHM": "HS256",
+    "AUTH_HEADER_TYPES": ("Bearer",),
+    # Tokens carry a digest of the password hash: changing the password ends every session.
+    "CHECK_REVOKE_TOKEN": True,
+}
+OLLYSTACK_JWT_MAX_SESSION_SECONDS = env_int("OLLYSTACK_JWT_MAX_SESSION_SECONDS", 7 * 86_400)
 SPECTACULAR_SETTINGS = {
     "TITLE": "OllyStack API",
     "VERSION": "1",

@@ -14,11 +14,14 @@ from rest_framework.views import APIView
 
 from tenants import logic
 from tenants.auth import ApiKeyUser
+from tenants.logic import Permission
 
 pytestmark = pytest.mark.django_db
 
 
 class Probe(APIView):
+    required_permission = Permission.READ
+
     def get(self, request: Request) -> Response:
         assert isinstance(request.auth, logic.ApiPrincipal)
         return Response({"tenant_id": request.auth.tenant_id, "user": str(request.user)})
@@ -48,6 +51,7 @@ def test_missing_header_explains_the_header():
     response = call()
     assert response.status_code == 401
     assert "Authorization: Bearer olly_api_" in response.data["error"]
+    assert "POST /api/v1/auth/token" in response.data["error"]
     assert response["WWW-Authenticate"].startswith("Bearer")
 
 
@@ -57,7 +61,9 @@ def test_missing_header_explains_the_header():
         ("Basic dXNlcjpwYXNz", "unsupported Authorization scheme 'Basic'"),
         ("Bearer", "the Bearer token is empty"),
         ("Bearer olly_api_" + "x" * 43, "API key not recognised"),
-        ("Bearer something-else", "API key not recognised: API keys start with olly_api_"),
+        ("Bearer something-else", "the Bearer token is neither an API key (API keys start with olly_api_)"),
+        ("Bearer olly_something", "API key not recognised: API keys start with olly_api_"),
+        ("Bearer a.b.c", "JWT not valid (malformed, or not signed by this server)"),
     ],
 )
 def test_malformed_or_unknown_credentials(acme, header, message):
@@ -99,8 +105,10 @@ def test_api_key_user_is_not_a_django_account(acme):
     assert call(f"Bearer {key.raw}").data["user"] == f"apikey:{key.key_id}@acme"
 
 
-def test_session_user_does_not_crash():
+def test_a_view_that_declares_nothing_is_refused(acme):
+    """Fail closed: the default permission class refuses views without ``required_permission``."""
     user = get_user_model().objects.create_user("alice")
+    logic.set_membership("acme", user, "owner")
     request = APIRequestFactory().get("/probe")
     force_authenticate(request, user=user)
 
@@ -108,4 +116,13 @@ def test_session_user_does_not_crash():
         def get(self, request: Request) -> Response:
             return Response({"user": request.user.get_username()})
 
-    assert WhoAmI.as_view()(request).data == {"user": "alice"}
+    response = WhoAmI.as_view()(request)
+    assert response.status_code == 403
+    assert "declares no required permission for GET" in response.data["error"]
+
+    class Declared(WhoAmI):
+        required_permission = Permission.READ
+
+    request = APIRequestFactory().get("/probe")
+    force_authenticate(request, user=user)
+    assert Declared.as_view()(request).data == {"user": "alice"}

@@ -1,59 +1,59 @@
-"""Who may call the read API and for which tenant: scopes of API keys, memberships of users.
+"""Who may call the API and for which tenant: one permission class for sessions, JWTs and API keys.
 
-Every read endpoint (REST, GraphQL, SQL, PromQL) derives from ``ReadView`` or calls ``tenant_id_for``.
+Every API view declares ``required_permission`` (a ``tenants.logic.Permission``, or a mapping from HTTP
+method to one); ``TenantPermission`` resolves the caller's tenant, checks the declaration against the
+role table in ``tenants.logic`` and keeps the result on the request for ``tenant_id_for``. A view that
+declares nothing is refused (fail closed). Read endpoints (REST, GraphQL, SQL, PromQL) derive from
+``ReadView``. The permission class itself lives in ``tenants.permissions`` (DRF imports its default
+permission class while ``rest_framework.views`` loads, so that module must not import views).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import exceptions, serializers
-from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from ollystack.telemetry.api.params import ErrorBody
-from tenants import logic
+from tenants.logic import Permission
+from tenants.permissions import TenantPermission, required_permission, tenant_access
+
+__all__ = [
+    "ERRORS",
+    "HasScope",
+    "Permission",
+    "ReadView",
+    "TenantPermission",
+    "parse",
+    "required_permission",
+    "tenant_access",
+    "tenant_id_for",
+]
 
 ERRORS: dict[int, OpenApiResponse] = {
-    400: OpenApiResponse(ErrorBody, description="A parameter is malformed; the message names it."),
-    401: OpenApiResponse(ErrorBody, description="Missing, unknown, revoked or expired API key."),
-    403: OpenApiResponse(ErrorBody, description="The key lacks the scope, or no access to the tenant."),
+    400: OpenApiResponse(
+        ErrorBody,
+        description="A parameter is malformed (the message names it), or a user who belongs to several "
+        "tenants did not choose one with ?tenant=<name>.",
+    ),
+    401: OpenApiResponse(ErrorBody, description="Missing, unknown, revoked or expired API key or JWT."),
+    403: OpenApiResponse(
+        ErrorBody,
+        description="The role (or the key's scopes) does not allow this, or no access to the tenant.",
+    ),
 }
 
-
-class HasScope(BasePermission):
-    """API keys need the view's ``required_scope``; signed-in users are checked by membership."""
-
-    def has_permission(self, request: Request, view: Any) -> bool:
-        principal = request.auth
-        scope = getattr(view, "required_scope", "read")
-        if isinstance(principal, logic.ApiPrincipal) and not principal.allows(scope):
-            raise exceptions.PermissionDenied(
-                f"API key lacks the {scope!r} scope (it has {', '.join(principal.scopes) or 'none'}); "
-                f"create one with `manage.py tenant create-key {principal.tenant_name} --kind api "
-                f"--scopes {scope}`"
-            )
-        return True
+# Older name of the permission class.
+HasScope = TenantPermission
 
 
 def tenant_id_for(request: Request) -> str:
     """The tenant of the credentials; a ``tenant`` parameter only chooses among a user's memberships."""
-    asked = request.query_params.get("tenant") or None
-    principal = request.auth
-    if isinstance(principal, logic.ApiPrincipal):
-        if asked is not None and asked not in (principal.tenant_name, principal.tenant_id):
-            raise exceptions.PermissionDenied(
-                f"this API key belongs to tenant {principal.tenant_name}; it cannot read tenant {asked}"
-            )
-        return principal.tenant_id
-    try:
-        return logic.tenant_for_user(request.user, asked).tenant_id  # type: ignore[arg-type]
-    except logic.TenantAmbiguous as exc:
-        raise exceptions.ValidationError({"tenant": str(exc)}) from None
-    except logic.TenantError as exc:
-        raise exceptions.PermissionDenied(str(exc)) from None
+    return tenant_access(request).tenant_id
 
 
 def parse(
@@ -73,5 +73,7 @@ def parse(
 
 
 class ReadView(APIView):
-    permission_classes = [IsAuthenticated, HasScope]
-    required_scope = "read"
+    """Base of the read endpoints: any member (viewer and up) or a key with the read scope."""
+
+    permission_classes = [TenantPermission]
+    required_permission: Permission | Mapping[str, Permission] = Permission.READ
