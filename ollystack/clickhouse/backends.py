@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 import errno
 import fcntl
+import json
 import math
 import os
 import queue
@@ -48,6 +49,9 @@ class QueryError(RuntimeError):
 class QueryResult:
     columns: list[str] = field(default_factory=list)
     rows: list[tuple[Any, ...]] = field(default_factory=list)
+    # what the engine reports about the run; only ``query_with_stats`` fills them in
+    rows_read: int | None = None
+    elapsed_s: float | None = None
 
     def as_dicts(self) -> list[dict[str, Any]]:
         return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
@@ -64,6 +68,13 @@ class Backend:
         raise NotImplementedError
 
     def command(self, sql: str, params: Params | None = None, settings: Settings | None = None) -> None:
+        raise NotImplementedError
+
+    def query_with_stats(
+        self, sql: str, params: Params | None = None, settings: Settings | None = None
+    ) -> QueryResult:
+        """``query`` plus the rows the engine read and its run time (users' SQL reports them). Values come
+        back as the JSON the engine writes, so the statement should select text."""
         raise NotImplementedError
 
     def ping(self) -> bool:
@@ -307,6 +318,18 @@ class EmbeddedBackend(Backend):
     def command(self, sql: str, params: Params | None = None, settings: Settings | None = None) -> None:
         self._run(sql, params, settings, "CSV")
 
+    def query_with_stats(
+        self, sql: str, params: Params | None = None, settings: Settings | None = None
+    ) -> QueryResult:
+        document = json.loads(self._run(sql, params, settings, "JSONCompact").bytes())
+        stats = document.get("statistics", {})
+        return QueryResult(
+            [column["name"] for column in document["meta"]],
+            [tuple(row) for row in document["data"]],
+            rows_read=int(stats.get("rows_read", 0)),
+            elapsed_s=float(stats.get("elapsed", 0.0)),
+        )
+
     def segment_source(self, signal: Signal, path: Path) -> tuple[str, dict[str, str]]:
         source = f"file({_literal(str(Path(path).resolve()))}, 'Protobuf', {_literal(_structure(signal))})"
         return source, self._schemas[signal]
@@ -422,6 +445,15 @@ class NativeBackend(Backend):
 
     def command(self, sql: str, params: Params | None = None, settings: Settings | None = None) -> None:
         self._execute(sql, params, settings)
+
+    def query_with_stats(
+        self, sql: str, params: Params | None = None, settings: Settings | None = None
+    ) -> QueryResult:
+        result = self.query(sql, params, settings)
+        last = self._client().last_query
+        result.rows_read = int(last.progress.rows) if last is not None else None
+        result.elapsed_s = float(last.elapsed) if last is not None else None
+        return result
 
     def segment_source(self, signal: Signal, path: Path) -> tuple[str, dict[str, str]]:
         return inline_source(signal, Path(path).read_bytes()), schema_sent_along(signal)
