@@ -194,12 +194,21 @@ def _token_body(pair: auth.TokenPair) -> dict[str, Any]:
     }
 
 
-class TokenView(APIView):
-    """Signs an account in for API use. Credentials in the header are ignored here (no session, no CSRF)."""
+class PublicAuthView(APIView):
+    """Token endpoints: credentials are in the body; a (possibly stale) Authorization header or session is
+    not looked at, and refusals are 401 with a ``WWW-Authenticate`` challenge."""
 
     authentication_classes: list[Any] = []
     permission_classes = [TenantPermission]
     required_permission = Permission.PUBLIC
+
+    def get_authenticate_header(self, request: Request) -> str:
+        return auth.BearerAuthentication().authenticate_header(request)
+
+
+class TokenView(PublicAuthView):
+    """Signs an account in for API use."""
+
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "auth-token"
 
@@ -229,11 +238,7 @@ class TokenView(APIView):
         return Response(TokenPairSerializer(_token_body(auth.issue_tokens(subject))).data)
 
 
-class TokenRefreshView(APIView):
-    authentication_classes: list[Any] = []
-    permission_classes = [TenantPermission]
-    required_permission = Permission.PUBLIC
-
+class TokenRefreshView(PublicAuthView):
     @extend_schema(
         summary="Exchange a refresh token for a new JWT pair",
         description="The old refresh token should be discarded (rotation). The account, its password and, "
