@@ -54,3 +54,25 @@ def test_bad_cursor_and_trace_id_are_value_errors(tenant_id: str, clickhouse: An
         search_logs(tenant_id, LogQuery(*WINDOW, cursor="!!nope"))
     with pytest.raises(ValueError, match="trace id"):
         search_logs(tenant_id, LogQuery(*WINDOW, trace_id="xyz"))
+
+
+def test_text_matches_whole_words_and_phrases(insert_requests: Any, tenant_id: str) -> None:
+    req = full_logs_request(service="checkout")
+    records = req.resource_logs[0].scope_logs[0].log_records
+    bodies = ["payment pay_9f86d081884c failed", "cart c5dc1ebc-a9f8-4e93 loaded", "payment retried"]
+    for record, body in zip(records, bodies, strict=False):
+        record.body.string_value = body
+    insert_requests(Signal.LOGS, (tenant_id, req))
+
+    def bodies_for(text: str) -> set[str]:
+        page = search_logs(tenant_id, LogQuery(*WINDOW, limit=1000, text=text))
+        return {r["body"]["stringValue"] for r in page.records if "stringValue" in r["body"]}
+
+    assert bodies_for("pay_9f86d081884c") == {bodies[0]}
+    assert bodies_for("payment") == {bodies[0], bodies[2]}
+    assert bodies_for("paym") == set()  # a part of a word is not a word
+    assert bodies_for("pay") == {bodies[0]}  # "_" separates words, as in the engine's tokens
+    assert bodies_for("c5dc1ebc-a9f8-4e93") == {bodies[1]}
+    assert bodies_for("a9f8 c5dc1ebc") == set()  # every word, and the phrase as written
+    assert bodies_for("payment retried") == {bodies[2]}
+    assert bodies_for("  ") == set()

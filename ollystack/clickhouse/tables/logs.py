@@ -1,7 +1,7 @@
 """Log records.
 
-``body`` holds a string body as text (searchable, n-gram indexed); ``body_value`` keeps any other body as
-its serialized AnyValue (``"\n"`` marks "the body is the string in ``body``", ``""`` no body).
+``body`` holds a string body as text (searched by whole words: token bloom filter); ``body_value`` keeps any
+other body as its serialized AnyValue (``"\n"`` marks "the body is the string in ``body``", ``""`` no body).
 ``record_id`` identifies a row for cursor pagination.
 """
 
@@ -33,8 +33,8 @@ def logs_def(name: str = "logs") -> TableDef:
     span_id String CODEC(ZSTD(3)),
     event_name LowCardinality(String) CODEC(ZSTD(1)),{RESOURCE_SCOPE_COLUMNS}{RETENTION_COLUMN}
     INDEX idx_trace_id trace_id TYPE bloom_filter(0.001) GRANULARITY 1,
-    INDEX idx_body body TYPE ngrambf_v1(3, 32768, 3, 0) GRANULARITY 1,
-    INDEX idx_severity severity_number TYPE minmax GRANULARITY 1
+    INDEX idx_severity severity_number TYPE minmax GRANULARITY 1,
+    INDEX idx_body_tokens body TYPE tokenbf_v1(32768, 3, 0) GRANULARITY 1
 """,
         partition_by="toDate(timestamp)",
         order_by="(tenant_id, service_name, toDateTime(timestamp))",
