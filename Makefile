@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 REQ    := requirements
 
 .DEFAULT_GOAL := help
-.PHONY: help run test test-fast lint format typecheck bench requirements clean
+.PHONY: help run test test-fast lint format typecheck bench requirements clean system-packages
 
 help:
 	@echo "make run        install (first time) and start OllyStack on :8080 (OTLP :4317/:4318, metrics :8888)"
@@ -29,7 +29,19 @@ $(VENV)/.dev: $(VENV)/.runtime $(REQ)/dev.txt
 run: $(VENV)/.runtime
 	$(BIN)/python manage.py serve
 
-test: $(VENV)/.dev lint
+# Programs the tests run as real counterparts: Prometheus (PromQL results are compared with its answers).
+SYSTEM_PACKAGES := prometheus
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+system-packages:
+	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	    $(SUDO) apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+test: $(VENV)/.dev system-packages lint
 	$(BIN)/pytest
 
 test-fast: $(VENV)/.dev
@@ -44,7 +56,7 @@ format: $(VENV)/.dev
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: $(VENV)/.dev
+bench: $(VENV)/.dev system-packages
 	$(BIN)/python -m bench
 
 # Re-pin after editing requirements/*.in.
