@@ -17,6 +17,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -52,6 +53,20 @@ TABLE: dict[str, str] = {
     "GET /api/v1/topology":                                  "200 200 200 200 403 401 | 200 403 200 403",
     "POST /api/v1/sql":                                      "200 200 200 200 403 401 | 200 403 200 403",
     "GET /api/v1/usage":                                     "200 200 200 200 403 401 | 200 403 200 403",
+    # Prometheus HTTP API (Grafana): reads
+    "GET /prometheus/api/v1/query":                          "200 200 200 200 403 401 | 200 403 200 403",
+    "POST /prometheus/api/v1/query":                         "200 200 200 200 403 401 | 200 403 200 403",
+    "GET /prometheus/api/v1/query_range":                    "200 200 200 200 403 401 | 200 403 200 403",
+    "POST /prometheus/api/v1/query_range":                   "200 200 200 200 403 401 | 200 403 200 403",
+    "GET /prometheus/api/v1/series":                         "200 200 200 200 403 401 | 200 403 200 403",
+    "POST /prometheus/api/v1/series":                        "200 200 200 200 403 401 | 200 403 200 403",
+    "GET /prometheus/api/v1/labels":                         "200 200 200 200 403 401 | 200 403 200 403",
+    "POST /prometheus/api/v1/labels":                        "200 200 200 200 403 401 | 200 403 200 403",
+    "GET /prometheus/api/v1/label/<str:name>/values":        "200 200 200 200 403 401 | 200 403 200 403",
+    "GET /prometheus/api/v1/metadata":                       "200 200 200 200 403 401 | 200 403 200 403",
+    "GET /prometheus/api/v1/status/buildinfo":               "200 200 200 200 403 401 | 200 403 200 403",
+    "GET /prometheus/api/v1/query_exemplars":                "200 200 200 200 403 401 | 200 403 200 403",
+    "POST /prometheus/api/v1/query_exemplars":               "200 200 200 200 403 401 | 200 403 200 403",
     # members: everyone reads, admins manage, only owners touch owners
     "GET /api/v1/members":                                   "200 200 200 200 403 401 | 200 403 200 403",
     "POST /api/v1/members":                                  "201 201 403 403 403 401 | 403 403 201 403",
@@ -99,6 +114,10 @@ class World:
 class Call:
     path: str
     body: dict[str, Any] | None = None
+    query: dict[str, str] = field(default_factory=dict)
+
+
+PROM_RANGE = {"query": "up", "start": "1700000000", "end": "1700003600", "step": "60"}
 
 
 # How to call each row: a fresh target per cell, so that a write in one cell does not change the next.
@@ -118,6 +137,23 @@ REQUESTS: dict[str, Callable[[World], Call]] = {
     "GET /api/v1/topology": lambda w: Call("/api/v1/topology"),
     "POST /api/v1/sql": lambda w: Call("/api/v1/sql", {"query": "SELECT 1 AS one"}),
     "GET /api/v1/usage": lambda w: Call("/api/v1/usage"),
+    "GET /prometheus/api/v1/query": lambda w: Call("/prometheus/api/v1/query", query={"query": "up"}),
+    "POST /prometheus/api/v1/query": lambda w: Call("/prometheus/api/v1/query", query={"query": "up"}),
+    "GET /prometheus/api/v1/query_range": lambda w: Call("/prometheus/api/v1/query_range", query=PROM_RANGE),
+    "POST /prometheus/api/v1/query_range": lambda w: Call("/prometheus/api/v1/query_range", query=PROM_RANGE),
+    "GET /prometheus/api/v1/series": lambda w: Call("/prometheus/api/v1/series", query={"match[]": "up"}),
+    "POST /prometheus/api/v1/series": lambda w: Call("/prometheus/api/v1/series", query={"match[]": "up"}),
+    "GET /prometheus/api/v1/labels": lambda w: Call("/prometheus/api/v1/labels"),
+    "POST /prometheus/api/v1/labels": lambda w: Call("/prometheus/api/v1/labels"),
+    "GET /prometheus/api/v1/label/<str:name>/values": lambda w: Call("/prometheus/api/v1/label/job/values"),
+    "GET /prometheus/api/v1/metadata": lambda w: Call("/prometheus/api/v1/metadata"),
+    "GET /prometheus/api/v1/status/buildinfo": lambda w: Call("/prometheus/api/v1/status/buildinfo"),
+    "GET /prometheus/api/v1/query_exemplars": lambda w: Call(
+        "/prometheus/api/v1/query_exemplars", query=PROM_RANGE
+    ),
+    "POST /prometheus/api/v1/query_exemplars": lambda w: Call(
+        "/prometheus/api/v1/query_exemplars", query=PROM_RANGE
+    ),
     "GET /api/v1/members": lambda w: Call("/api/v1/members"),
     "POST /api/v1/members": lambda w: Call("/api/v1/members", {"username": w.new_user(), "role": "editor"}),
     "POST /api/v1/members [as owner]": lambda w: Call(
@@ -269,7 +305,8 @@ def test_matrix(world: World, row: str) -> None:
         call = REQUESTS[row](world)
         client = _client(world, column, via)
         send = getattr(client, method.lower())
-        response = send(f"{call.path}?tenant=acme", call.body, format="json")
+        query = urlencode({**call.query, "tenant": "acme"})
+        response = send(f"{call.path}?{query}", call.body, format="json")
         want = expected(row)[column]
         if response.status_code != want:
             detail = response.json().get("error", "") if response.content else ""
