@@ -163,10 +163,6 @@ class BearerAuthentication(BaseAuthentication):
         return 'Bearer realm="ollystack"'
 
 
-# Older name, kept for settings and imports that still use it.
-ApiKeyAuthentication = BearerAuthentication
-
-
 # --- issuing tokens -----------------------------------------------------------------------------------
 
 

@@ -24,7 +24,6 @@ from tenants.permissions import TenantPermission, required_permission, tenant_ac
 
 __all__ = [
     "ERRORS",
-    "HasScope",
     "Permission",
     "ReadView",
     "TenantPermission",
@@ -46,9 +45,6 @@ ERRORS: dict[int, OpenApiResponse] = {
         description="The role (or the key's scopes) does not allow this, or no access to the tenant.",
     ),
 }
-
-# Older name of the permission class.
-HasScope = TenantPermission
 
 
 def tenant_id_for(request: Request) -> str:
