@@ -237,6 +237,7 @@ class ApiPrincipal:
     tenant_name: str
     key_id: int
     scopes: tuple[str, ...]
+    prefix: str = ""
 
     def allows(self, scope: str) -> bool:
         """``admin`` carries every scope; the others are granted one by one."""
@@ -350,7 +351,10 @@ class TenantAccess:
 
 def access_for_key(principal: ApiPrincipal) -> TenantAccess:
     """An API key acts for its own tenant with the permissions of its scopes."""
-    prefix = ApiKey.objects.filter(pk=principal.key_id).values_list("prefix", flat=True).first()
+    prefix = (
+        principal.prefix
+        or ApiKey.objects.filter(pk=principal.key_id).values_list("prefix", flat=True).first()
+    )
     return TenantAccess(
         tenant_id=principal.tenant_id,
         tenant_name=principal.tenant_name,
@@ -643,6 +647,7 @@ def check_api_key(raw: str) -> ApiPrincipal:
         tenant_name=key.tenant.name,
         key_id=key.pk,
         scopes=tuple(key.scopes or ()),
+        prefix=key.prefix,
     )
 
 
