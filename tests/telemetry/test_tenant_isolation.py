@@ -330,6 +330,12 @@ def _trace_query(**kwargs: Any) -> Callable[[Dataset], tuple[Any, ...]]:
     return build
 
 
+def _asked(ds: Dataset) -> Any:
+    from ollystack.telemetry.api.params import Window
+
+    return Window(ds.start_ns, ds.end_ns, ds.start_ns, ds.end_ns)
+
+
 def _window(ds: Dataset) -> tuple[Any, ...]:
     return (ds.start_ns, ds.end_ns)
 
@@ -365,6 +371,17 @@ HELPERS: dict[str, list[Call]] = {
         Call(lambda ds: (*_window(ds), ds.services[1])),
     ],
     "services.service_overview": [Call(_window)],
+    # the cached reads behind the REST API and GraphQL
+    "api.reads.service_list": [Call(lambda ds: (_asked(ds),))],
+    "api.reads.operation_list": [Call(lambda ds: (ds.services[2], _asked(ds)))],
+    "api.reads.trace_summaries": [Call(lambda ds: (*_trace_query()(ds), _asked(ds)))],
+    "api.reads.trace_spans": [Call(lambda ds: (ds.trace_ids[1],))],
+    "api.reads.log_page": [Call(lambda ds: (*_log_query(text=lambda ds: ds.token)(ds), _asked(ds)))],
+    "api.reads.metric_points": [Call(lambda ds: (*_metric_query()(ds), _asked(ds)))],
+    "api.reads.metric_names": [Call(lambda ds: (_asked(ds),))],
+    "api.reads.metric_labels": [Call(lambda ds: (_asked(ds), "queue.depth", "service.name"))],
+    "api.reads.error_groups": [Call(lambda ds: (_asked(ds),))],
+    "api.reads.topology_edges": [Call(lambda ds: (_asked(ds),))],
     "metrics.metric_labels": [
         Call(_window),
         Call(lambda ds: (*_window(ds), "queue.depth", "service.name")),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -32,6 +34,20 @@ SEVERITY_NAMES = {
     "CRITICAL": 21,
 }
 _SEVERITY_RE = re.compile(r"^(?:SEVERITY_NUMBER_)?([A-Z]+)([1-4])?$")
+
+ATTRIBUTE_PREFIX = "attr."
+MAX_ATTRIBUTE_FILTERS = 10
+DURATION_UNITS = {
+    "ns": 1,
+    "us": 1_000,
+    "µs": 1_000,
+    "ms": 1_000_000,
+    "s": NS_PER_S,
+    "m": 60 * NS_PER_S,
+    "h": 3600 * NS_PER_S,
+}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ns|us|µs|ms|s|m|h)\s*$")
+DURATION_HELP = "send a number with a unit: 250ms, 1.5s, 800us, 2m (units ns, us, ms, s, m, h)"
 
 TIME_HELP = "use RFC 3339 (2025-01-31T12:00:00Z) or Unix seconds (1738324800 or 1738324800.25)"
 
@@ -93,6 +109,29 @@ class TimeField(serializers.Field):
         return value
 
 
+def parse_duration_ns(raw: str) -> int:
+    """Nanoseconds from a duration with a unit (``250ms``, ``1.5s``); a bare number is refused, because
+    whether it means milliseconds or seconds is a guess."""
+    match = _DURATION.match(raw)
+    if not match:
+        raise ValueError(f"{raw!r} is not a duration; {DURATION_HELP}")
+    return int(Decimal(match.group(1)) * DURATION_UNITS[match.group(2)])
+
+
+@extend_schema_field(OpenApiTypes.STR)
+class DurationField(serializers.Field):
+    """``250ms``, ``1.5s``, ``800us`` in, nanoseconds out."""
+
+    def to_internal_value(self, data: Any) -> int:
+        try:
+            return parse_duration_ns(str(data))
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from None
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
 @extend_schema_field(OpenApiTypes.STR)
 class SeverityField(serializers.Field):
     def to_internal_value(self, data: Any) -> int:
@@ -113,6 +152,24 @@ class TraceIdField(serializers.CharField):
                 f"{text!r} is not a trace id; send 32 hexadecimal characters (16 bytes)"
             )
         return text.lower()
+
+
+@dataclass(frozen=True)
+class Window:
+    """A resolved time range, and the range as asked: ``None`` ends mean "relative to now". The cache key
+    uses the range as asked, so that "the last hour" asked again a second later is the same question."""
+
+    start_ns: int
+    end_ns: int
+    asked_start_ns: int | None = None
+    asked_end_ns: int | None = None
+
+    def key(self) -> dict[str, int | None]:
+        return {"start_ns": self.asked_start_ns, "end_ns": self.asked_end_ns}
+
+    @property
+    def seconds(self) -> float:
+        return (self.end_ns - self.start_ns) / NS_PER_S
 
 
 class TimeRangeParams(serializers.Serializer):
@@ -140,6 +197,7 @@ class TimeRangeParams(serializers.Serializer):
             )
         attrs["start_ns"] = start_ns
         attrs["end_ns"] = end_ns
+        attrs["window"] = Window(start_ns, end_ns, attrs.get("start"), attrs.get("end"))
         return attrs
 
 
@@ -159,6 +217,43 @@ class LogParams(TimeRangeParams):
     )
 
 
+class TraceSearchParams(TimeRangeParams):
+    service = serializers.CharField(required=False, help_text="Traces with a span of this service.name.")
+    operation = serializers.CharField(
+        required=False, help_text="Traces with a span of this name (with service: that service's span)."
+    )
+    min_duration = DurationField(
+        required=False, help_text="The matching span lasts at least this long: 250ms, 1.5s, 800us."
+    )
+    max_duration = DurationField(required=False, help_text="The matching span lasts at most this long.")
+    status = serializers.ChoiceField(
+        choices=["error", "ok"],
+        required=False,
+        help_text="error: the matching span's status is ERROR; ok: anything else.",
+    )
+    limit = serializers.IntegerField(
+        required=False, default=20, min_value=1, max_value=1000, help_text="Most traces returned (1-1000)."
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        attrs = super().validate(attrs)
+        low, high = attrs.get("min_duration"), attrs.get("max_duration")
+        if low is not None and high is not None and high < low:
+            raise serializers.ValidationError({"max_duration": "is shorter than min_duration"})
+        return attrs
+
+
+class ErrorParams(TimeRangeParams):
+    service = serializers.CharField(required=False, help_text="Only errors of this service.name.")
+    limit = serializers.IntegerField(
+        required=False, default=100, min_value=1, max_value=1000, help_text="Most error groups (1-1000)."
+    )
+
+
+class MetricLabelParams(TimeRangeParams):
+    name = serializers.CharField(required=False, help_text="Only labels of this metric.")
+
+
 class MetricParams(TimeRangeParams):
     name = serializers.CharField(required=False, help_text="Metric name.")
     service = serializers.CharField(required=False, help_text="Only points of this service.name.")
@@ -176,3 +271,39 @@ class TenantParam(serializers.Serializer):
 
 class ErrorBody(serializers.Serializer):
     error = serializers.CharField()
+
+
+def attribute_filters(query: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    """``attr.<key>=<value>`` query parameters as (key, value) pairs, sorted by key.
+
+    ``query`` is a QueryDict (or a plain mapping of lists); a key given twice is refused rather than
+    guessed at (both values cannot match one attribute).
+    """
+    found: list[tuple[str, str]] = []
+    for name in sorted(k for k in query if k.startswith(ATTRIBUTE_PREFIX)):
+        key = name[len(ATTRIBUTE_PREFIX) :]
+        values = query.getlist(name) if hasattr(query, "getlist") else [query[name]]
+        if not key:
+            raise serializers.ValidationError(
+                {name: "names no attribute; send attr.<key>=<value>, e.g. attr.http.route=/checkout"}
+            )
+        if len(values) > 1:
+            raise serializers.ValidationError({name: "given more than once; an attribute has one value"})
+        found.append((key, str(values[0])))
+    if len(found) > MAX_ATTRIBUTE_FILTERS:
+        raise serializers.ValidationError(
+            {ATTRIBUTE_PREFIX + "*": f"{len(found)} attribute filters; at most {MAX_ATTRIBUTE_FILTERS}"}
+        )
+    return tuple(found)
+
+
+def attribute_names(query: Mapping[str, Any]) -> tuple[str, ...]:
+    """The ``attr.*`` parameter names of a query (what ``parse`` must accept besides the serializer's)."""
+    return tuple(k for k in query if k.startswith(ATTRIBUTE_PREFIX))
+
+
+def validate(serializer_class: type[serializers.Serializer], data: Mapping[str, Any]) -> dict[str, Any]:
+    """Validated parameters from a plain mapping (GraphQL arguments): the same rules as query strings."""
+    serializer = serializer_class(data={k: v for k, v in data.items() if v is not None and v != ""})
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
