@@ -395,6 +395,29 @@ HELPERS: dict[str, list[Call]] = {
             )
         ),
     ],
+    # PromQL (Prometheus HTTP API): times in milliseconds; results carry job = service.name
+    "promql.query.catalog": [Call(lambda ds: (ds.start_ns // 1_000_000, ds.end_ns // 1_000_000))],
+    "promql.query.instant_query": [
+        Call(lambda ds: ("sum by (job) (queue_depth)", ds.now_ns // 1_000_000), lambda r: not r["result"]),
+        Call(
+            lambda ds: ('{__name__=~"http_.*", job!=""}', ds.now_ns // 1_000_000), lambda r: not r["result"]
+        ),
+    ],
+    "promql.query.range_query": [
+        Call(
+            lambda ds: (
+                "sum by (job, le) (rate(http_server_duration_milliseconds_bucket[5m]))",
+                ds.start_ns // 1_000_000,
+                ds.now_ns // 1_000_000,
+                60_000,
+            ),
+            lambda r: not r["result"],
+        ),
+    ],
+    "promql.query.find_series": [
+        Call(lambda ds: (["queue_depth"], ds.start_ns // 1_000_000, ds.end_ns // 1_000_000)),
+        Call(lambda ds: ([], None, None)),
+    ],
 }
 
 
