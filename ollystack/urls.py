@@ -5,6 +5,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from ollystack import health, views
+from ollystack.telemetry.api.graphql import GraphQLEndpoint
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -16,4 +17,5 @@ urlpatterns = [
     path("prometheus/api/v1/", include("ollystack.telemetry.promql.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("graphql/", GraphQLEndpoint.as_view(), name="graphql"),
 ]

@@ -22,6 +22,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "graphene_django",
     "ollystack",
     "ollystack.telemetry",
     "tenants",
@@ -150,6 +151,14 @@ OLLYSTACK_CLICKHOUSE_COLD_AFTER_DAYS = env_int("OLLYSTACK_CLICKHOUSE_COLD_AFTER_
 OLLYSTACK_QUERY_CACHE_SECONDS = env_int("OLLYSTACK_QUERY_CACHE_SECONDS", 5)
 OLLYSTACK_QUERY_CACHE_SETTLED_AFTER_SECONDS = env_int("OLLYSTACK_QUERY_CACHE_SETTLED_AFTER_SECONDS", 300)
 OLLYSTACK_QUERY_CACHE_SETTLED_SECONDS = env_int("OLLYSTACK_QUERY_CACHE_SETTLED_SECONDS", 60)
+
+# GraphQL (/graphql/, ollystack/telemetry/api/graphql.py): introspection and the GraphiQL page (off in the
+# production profile), and the limits every query is validated against (depth in fields; cost: each field 1,
+# each top-level read 10 more).
+GRAPHENE = {"SCHEMA": "ollystack.telemetry.api.graphql.schema"}
+OLLYSTACK_GRAPHQL_INTROSPECTION = env_bool("OLLYSTACK_GRAPHQL_INTROSPECTION", True)
+OLLYSTACK_GRAPHQL_MAX_DEPTH = env_int("OLLYSTACK_GRAPHQL_MAX_DEPTH", 8)
+OLLYSTACK_GRAPHQL_MAX_COST = env_int("OLLYSTACK_GRAPHQL_MAX_COST", 250)
 
 LOGGING = {
     "version": 1,

@@ -38,5 +38,8 @@ SECURE_HSTS_SECONDS = env_int("OLLYSTACK_HSTS_SECONDS", 31_536_000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = True
 SECURE_HSTS_PRELOAD = True
 
+# The GraphQL schema is documented; a production server does not describe itself to anyone who asks.
+OLLYSTACK_GRAPHQL_INTROSPECTION = env_bool("OLLYSTACK_GRAPHQL_INTROSPECTION", False)
+
 # Quota counters shared by every ingestd replica (REDIS_URL).
 OLLYSTACK_QUOTA_STORE = env_str("OLLYSTACK_QUOTA_STORE", "redis")

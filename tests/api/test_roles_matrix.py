@@ -53,6 +53,8 @@ TABLE: dict[str, str] = {
     "GET /api/v1/topology":                                  "200 200 200 200 403 401 | 200 403 200 403",
     "POST /api/v1/sql":                                      "200 200 200 200 403 401 | 200 403 200 403",
     "GET /api/v1/usage":                                     "200 200 200 200 403 401 | 200 403 200 403",
+    "GET /graphql/":                                         "200 200 200 200 403 401 | 200 403 200 403",
+    "POST /graphql/":                                        "200 200 200 200 403 401 | 200 403 200 403",
     # Prometheus HTTP API (Grafana): reads
     "GET /prometheus/api/v1/query":                          "200 200 200 200 403 401 | 200 403 200 403",
     "POST /prometheus/api/v1/query":                         "200 200 200 200 403 401 | 200 403 200 403",
@@ -137,6 +139,8 @@ REQUESTS: dict[str, Callable[[World], Call]] = {
     "GET /api/v1/topology": lambda w: Call("/api/v1/topology"),
     "POST /api/v1/sql": lambda w: Call("/api/v1/sql", {"query": "SELECT 1 AS one"}),
     "GET /api/v1/usage": lambda w: Call("/api/v1/usage"),
+    "GET /graphql/": lambda w: Call("/graphql/", query={"query": "{ services { service } }"}),
+    "POST /graphql/": lambda w: Call("/graphql/", {"query": "{ services { service } }"}),
     "GET /prometheus/api/v1/query": lambda w: Call("/prometheus/api/v1/query", query={"query": "up"}),
     "POST /prometheus/api/v1/query": lambda w: Call("/prometheus/api/v1/query", query={"query": "up"}),
     "GET /prometheus/api/v1/query_range": lambda w: Call("/prometheus/api/v1/query_range", query=PROM_RANGE),
