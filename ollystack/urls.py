@@ -5,6 +5,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from ollystack import health, views
+from ollystack.telemetry.api import self_metrics
 from ollystack.telemetry.api.graphql import GraphQLEndpoint
 
 urlpatterns = [
@@ -18,4 +19,5 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("graphql/", GraphQLEndpoint.as_view(), name="graphql"),
+    path("metrics", self_metrics.metrics, name="self-metrics"),
 ]

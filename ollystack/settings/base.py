@@ -151,6 +151,9 @@ OLLYSTACK_CLICKHOUSE_COLD_AFTER_DAYS = env_int("OLLYSTACK_CLICKHOUSE_COLD_AFTER_
 OLLYSTACK_QUERY_CACHE_SECONDS = env_int("OLLYSTACK_QUERY_CACHE_SECONDS", 5)
 OLLYSTACK_QUERY_CACHE_SETTLED_AFTER_SECONDS = env_int("OLLYSTACK_QUERY_CACHE_SETTLED_AFTER_SECONDS", 300)
 OLLYSTACK_QUERY_CACHE_SETTLED_SECONDS = env_int("OLLYSTACK_QUERY_CACHE_SETTLED_SECONDS", 60)
+# Serve the self-metrics (query cache counters) at /metrics on the web port too; the embedded profile
+# serves them on OLLYSTACK_METRICS_PORT already.
+OLLYSTACK_WEB_METRICS = env_bool("OLLYSTACK_WEB_METRICS", False)
 
 # GraphQL (/graphql/, ollystack/telemetry/api/graphql.py): introspection and the GraphiQL page (off in the
 # production profile), and the limits every query is validated against (depth in fields; cost: each field 1,

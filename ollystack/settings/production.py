@@ -40,6 +40,8 @@ SECURE_HSTS_PRELOAD = True
 
 # The GraphQL schema is documented; a production server does not describe itself to anyone who asks.
 OLLYSTACK_GRAPHQL_INTROSPECTION = env_bool("OLLYSTACK_GRAPHQL_INTROSPECTION", False)
+# Web processes have no self-metrics listener of their own: /metrics on the web port (query cache counters).
+OLLYSTACK_WEB_METRICS = env_bool("OLLYSTACK_WEB_METRICS", True)
 
 # Quota counters shared by every ingestd replica (REDIS_URL).
 OLLYSTACK_QUOTA_STORE = env_str("OLLYSTACK_QUOTA_STORE", "redis")

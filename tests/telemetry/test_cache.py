@@ -192,3 +192,14 @@ def test_redis_store_hits_and_separates_tenants(kind: str) -> None:
     assert cached_read(a, kind, params, source.for_tenant(a)) == {"tenant": a, "call": 1}
     assert cached_read(b, kind, params, source.for_tenant(b)) == {"tenant": b, "call": 2}
     assert (counted(kind, "miss"), counted(kind, "hit")) == (2, 2)
+
+
+def test_web_processes_serve_the_counters_when_asked(kind: str, client: Any) -> None:
+    cached_read(str(uuid.uuid4()), kind, {}, lambda: 1)
+    with override_settings(OLLYSTACK_WEB_METRICS=True):
+        response = client.get("/metrics")
+        assert response.status_code == 200
+        assert response["Content-Type"].startswith("text/plain")
+        assert f'ollystack_query_cache_requests_total{{kind="{kind}",result="miss"}} 1.0' in response.text
+    with override_settings(OLLYSTACK_WEB_METRICS=False):
+        assert client.get("/metrics").status_code == 404
