@@ -257,6 +257,7 @@ class Prometheus:
             if not Path(binary).exists():
                 raise RuntimeError(f"{binary} is missing: {INSTALL_HELP}")
         self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
         self.data = directory / "tsdb"
         source = directory / "samples.om"
         with source.open("w") as out:
@@ -361,8 +362,8 @@ def _load_ollystack(dataset: Dataset, segments: Path, tenant_id: str) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.promql", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--services", type=int, default=24, help="services (each: ~60 series with 4 routes)")
-    parser.add_argument("--routes", type=int, default=4, help="routes per service")
+    parser.add_argument("--services", type=int, default=8, help="services (each: 36 series with 2 routes)")
+    parser.add_argument("--routes", type=int, default=2, help="routes per service")
     parser.add_argument("--hours", type=float, default=24.0, help="hours of samples")
     parser.add_argument("--interval", type=int, default=15, help="seconds between samples")
     parser.add_argument("--runs", type=int, default=20, help="timed runs per query and system")
@@ -410,7 +411,7 @@ def main(argv: list[str] | None = None) -> None:
         prometheus = Prometheus(work / "prometheus", dataset)
         print(f"Prometheus backfilled and started in {time.monotonic() - started:.0f} s", flush=True)
 
-        client = Client(HTTP_AUTHORIZATION=f"Bearer {key}")
+        client = Client(HTTP_AUTHORIZATION=f"Bearer {key}", HTTP_HOST="localhost")
         end_s = dataset.end_ms // 1000
         range_params = {"start": end_s - int(args.range_hours * 3600), "end": end_s, "step": args.step}
         results: dict[str, Any] = {}
@@ -433,6 +434,11 @@ def main(argv: list[str] | None = None) -> None:
                     t2 = time.perf_counter()
                     if response.status_code != 200 or body.get("status") != "success":
                         raise RuntimeError(f"{name} {kind}: {response.content[:300]!r} / {body}")
+                    ours = len(response.json()["data"]["result"])
+                    if ours != len(body["data"]["result"]):  # the test compares values; here a sanity check
+                        raise RuntimeError(
+                            f"{name} {kind}: {ours} series, Prometheus {len(body['data']['result'])}"
+                        )
                     if run:
                         timings["ollystack"].append(t1 - t0)
                         timings["prometheus"].append(t2 - t1)
