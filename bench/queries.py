@@ -10,8 +10,9 @@ so every materialized view fills as in production), then times the read helpers 
   (``logs.search_logs``; ids of both kinds fill the other log lines too),
 - the service topology of the last hour (``topology.service_topology``),
 
-and reports p50/p95 over repeated runs against the targets. Output: a table on stdout and
-var/bench/queries.json (with ``EXPLAIN indexes = 1`` of each statement, to see what the indexes skip).
+and reports p50/p95 over repeated runs against the targets; then the main REST endpoints on the same data
+(``run_api``). Output: a table on stdout, var/bench/queries.json (with ``EXPLAIN indexes = 1`` of each
+statement, to see what the indexes skip) and the REST figures under "rest" in var/bench/api.json.
 
 Generating 20 M realistic records in Python would take longer than storing them, so a few realistic OTLP
 requests are built once (a call graph of 13 services with gRPC, database and queue calls, errors with
@@ -769,6 +770,75 @@ def run_queries(
     return timings
 
 
+# --- the same questions through the REST API -------------------------------------------------------------
+
+
+def run_api(
+    backend: Any, tenant_id: str, now_ns: int, trace_ids: list[str], tokens: dict[str, int], runs: int
+) -> list[Timing]:
+    """The main REST endpoints on the same data, through Django's full request path (authentication with
+    an API key, role check, parameter validation, query cache, JSON rendering) but no network. Each run
+    asks for a range ending a millisecond earlier, so every timed request misses the cache; one row times
+    a repeated request, answered from it."""
+    from django.core.management import call_command
+    from django.test import Client
+
+    from tenants import logic
+    from tenants.models import Tenant
+
+    call_command("migrate", verbosity=0)
+    Tenant.objects.create(id=tenant_id, name="bench")
+    key = logic.issue_api_key(tenant_id, "bench").raw
+    client = Client(SERVER_NAME="localhost", HTTP_HOST="localhost", HTTP_AUTHORIZATION=f"Bearer {key}")
+    service = str(
+        backend.query(
+            "SELECT service_name FROM spans WHERE tenant_id = {t:String} GROUP BY service_name "
+            "ORDER BY count() DESC LIMIT 1",
+            {"t": tenant_id},
+        ).rows[0][0]
+    )
+
+    def get(path: str, hours: float = 1) -> Callable[[int], Any]:
+        def call(i: int) -> Any:
+            end = (now_ns - i * 1_000_000) / 1e9
+            sep = "&" if "?" in path else "?"
+            response = client.get(f"{path}{sep}start={end - hours * 3600:.3f}&end={end:.3f}")
+            if response.status_code != 200:
+                raise SystemExit(f"GET {path}: {response.status_code} {response.content[:300]!r}")
+            return response.json()
+
+        return call
+
+    def trace(i: int) -> Any:
+        response = client.get(f"/api/v1/traces/{trace_ids[i % len(trace_ids)]}")
+        if response.status_code != 200:
+            raise SystemExit(f"GET /api/v1/traces/<id>: {response.status_code} {response.content[:300]!r}")
+        return response.json()["spans"]
+
+    cached = get("/api/v1/services")
+    plan: list[tuple[Timing, Callable[[int], Any]]] = [
+        (Timing("services", "GET /api/v1/services (RED), last hour", 50.0), get("/api/v1/services")),
+        (
+            Timing("operations", "GET /api/v1/services/<s>/operations, last hour", 50.0),
+            get(f"/api/v1/services/{service}/operations"),
+        ),
+        (Timing("trace", "GET /api/v1/traces/<id>", 50.0), trace),
+        (
+            Timing("trace_search", "GET /api/v1/traces?service=…&min_duration=…, last hour", 100.0),
+            get(f"/api/v1/traces?service={service}&min_duration=100ms&limit=20"),
+        ),
+        (
+            Timing("log_search", "GET /api/v1/logs?text=<rare id>, last 24 h", 150.0),
+            get(f"/api/v1/logs?text={next(iter(tokens))}", hours=24),
+        ),
+        (Timing("errors", "GET /api/v1/errors, last hour", 50.0), get("/api/v1/errors")),
+        (Timing("topology", "GET /api/v1/topology, last hour", 50.0), get("/api/v1/topology")),
+        (Timing("cached", "GET /api/v1/services, repeated (query cache hit)", 10.0), lambda _i: cached(0)),
+    ]
+    measure(backend, plan, runs)
+    return [timing for timing, _call in plan]
+
+
 # --- the whole run ---------------------------------------------------------------------------------------
 
 
@@ -883,6 +953,8 @@ def _run(args: argparse.Namespace, var: Path, log: Callable[[str], object]) -> d
     }
     log(f"timing {args.runs} runs per query")
     timings = run_queries(backend, tenant_id, now_ns, spans.trace_ids, tokens, args.runs)
+    log(f"timing {args.runs} runs per REST endpoint")
+    api_timings = run_api(backend, tenant_id, now_ns, spans.trace_ids, tokens, args.runs)
     load_average = os.getloadavg()
     backend.close()
     return {
@@ -899,6 +971,7 @@ def _run(args: argparse.Namespace, var: Path, log: Callable[[str], object]) -> d
             "bytes_on_disk": disk,
         },
         "queries": {t.name: t.summary() for t in timings},
+        "api": {t.name: t.summary() for t in api_timings},
         "config": {
             "runs": args.runs,
             "segment_requests": args.segment_requests,
@@ -915,14 +988,15 @@ def print_table(results: dict[str, Any], out: Path) -> None:
         f"loaded {load_['spans']:,} spans in {load_['spans_seconds']} s ({load_['spans_per_second']:,}/s), "
         f"{load_['log_records']:,} log records in {load_['logs_seconds']} s ({load_['logs_per_second']:,}/s)"
     )
-    print(f"{'query':<58}{'p50 ms':>9}{'p95 ms':>9}{'target':>9}  ")
-    for q in results["queries"].values():
-        if "skipped" in q:
-            print(f"{q['description']:<58}{'':>9}{'':>9}{'':>9}  skipped: {q['skipped']}")
-            continue
-        target = f"< {q['target_ms']:g}" if q["target_ms"] is not None else "-"
-        verdict = "" if q["target_ms"] is None else ("ok" if q["met"] else "MISSED")
-        print(f"{q['description']:<58}{q['p50_ms']:>9.1f}{q['p95_ms']:>9.1f}{target:>9}  {verdict}")
+    for section, title in (("queries", "query"), ("api", "REST endpoint")):
+        print(f"{title:<58}{'p50 ms':>9}{'p95 ms':>9}{'target':>9}  ")
+        for q in results.get(section, {}).values():
+            if "skipped" in q:
+                print(f"{q['description']:<58}{'':>9}{'':>9}{'':>9}  skipped: {q['skipped']}")
+                continue
+            target = f"< {q['target_ms']:g}" if q["target_ms"] is not None else "-"
+            verdict = "" if q["target_ms"] is None else ("ok" if q["met"] else "MISSED")
+            print(f"{q['description']:<58}{q['p50_ms']:>9.1f}{q['p95_ms']:>9.1f}{target:>9}  {verdict}")
     config = results["config"]
     load = " ".join(str(x) for x in config["load_average_while_timing"])
     print(f"load average after timing: {load} on {config['cpus']} cores   (written to {out})")
@@ -946,6 +1020,11 @@ def main(argv: list[str] | None = None) -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
+    # the REST figures also go to api.json, next to the PromQL ones of bench.promql
+    api_json = out.with_name("api.json")
+    api = json.loads(api_json.read_text()) if api_json.exists() else {}
+    api["rest"] = {"endpoints": results["api"], "spans": results["load"]["spans"], **results["config"]}
+    api_json.write_text(json.dumps(api, indent=2) + "\n")
     print_table(results, out)
 
 
