@@ -17,6 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from ollystack.telemetry.api.access import ReadView, tenant_id_for
+from ollystack.telemetry.cache import cached_read
 from ollystack.telemetry.promql import query
 from ollystack.telemetry.promql.errors import BadData, PromQLError
 from ollystack.telemetry.promql.parse import parse_duration_ms, parse_time_ms
@@ -92,7 +93,13 @@ class QueryView(PrometheusView):
         tenant_id = tenant_id_for(request)
         text = _required(params, "query")
         at = parse_time_ms(str(params["time"]), "time") if params.get("time") else query.now_ms()
-        return success(query.instant_query(tenant_id, text, at, self.timeout(params)))
+        timeout = self.timeout(params)
+        key = {"query": text, "time_ms": at, "end_ns": at * 1_000_000}
+        return success(
+            cached_read(
+                tenant_id, "promql.query", key, lambda: query.instant_query(tenant_id, text, at, timeout)
+            )
+        )
 
     post = get
 
@@ -106,7 +113,16 @@ class QueryRangeView(PrometheusView):
         start = parse_time_ms(_required(params, "start"), "start")
         end = parse_time_ms(_required(params, "end"), "end")
         step = parse_duration_ms(_required(params, "step"), "step")
-        return success(query.range_query(tenant_id, text, start, end, step, self.timeout(params)))
+        timeout = self.timeout(params)
+        key = {"query": text, "start_ms": start, "end_ms": end, "step_ms": step, "end_ns": end * 1_000_000}
+        return success(
+            cached_read(
+                tenant_id,
+                "promql.query_range",
+                key,
+                lambda: query.range_query(tenant_id, text, start, end, step, timeout),
+            )
+        )
 
     post = get
 
