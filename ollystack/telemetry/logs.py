@@ -17,6 +17,7 @@ from ollystack.clickhouse.queries import (
     time_range,
 )
 from ollystack.telemetry.anyvalue import from_serialized_b64, record_attributes, resource_and_scope
+from ollystack.telemetry.trace_search import MAX_ATTRIBUTE_FILTERS, attribute_condition
 
 _HEX = re.compile(r"[0-9a-fA-F]{32}")
 MAX_LIMIT = 1000
@@ -49,6 +50,8 @@ class LogQuery:
     trace_id: str | None = None
     limit: int = 100
     cursor: str | None = None
+    # (key, value): the record's or its resource's attribute equals value
+    attributes: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -122,6 +125,11 @@ def search_logs(tenant_id: str, query: LogQuery) -> LogPage:
         q = q.filter("severity_text = {severity_text:String}", severity_text=query.severity_text)
     if query.text:
         q = text_filter(q, query.text)
+    if len(query.attributes) > MAX_ATTRIBUTE_FILTERS:
+        raise ValueError(f"at most {MAX_ATTRIBUTE_FILTERS} attribute filters")
+    for n, (key, value) in enumerate(query.attributes):
+        condition, values = attribute_condition(n, key, value)
+        q = q.filter(condition, **values)
     if query.trace_id is not None:
         if not _HEX.fullmatch(query.trace_id):
             raise ValueError(f"trace id {query.trace_id!r} is not 32 hexadecimal characters")

@@ -17,7 +17,6 @@ from rest_framework.test import APIClient
 
 from ingest import metrics as self_metrics
 from ollystack.clickhouse import Signal
-from ollystack.telemetry.api import views
 from tenants import logic
 
 pytestmark = pytest.mark.django_db
@@ -273,12 +272,9 @@ def test_logs_search_and_attribute_filters(shop: Shop) -> None:
         "order 1 placed"
     ]
     response = shop.client.get("/api/v1/logs", {**RANGE, "attr.order.id": "1"})
-    if views.LOG_ATTRIBUTES:
-        assert response.status_code == 200
-        assert [r["body"]["stringValue"] for r in response.json()["records"]] == ["order 1 placed"]
-    else:
-        assert response.status_code == 400
-        assert response.json()["error"].startswith("attr.order.id: attribute filters on logs are not")
+    assert response.status_code == 200
+    assert [r["body"]["stringValue"] for r in response.json()["records"]] == ["order 1 placed"]
+    assert get(shop, "/api/v1/logs", **{"attr.order.id": "2"})["records"] == []
 
 
 def test_metric_names_labels_and_values(shop: Shop) -> None:

@@ -76,3 +76,24 @@ def test_text_matches_whole_words_and_phrases(insert_requests: Any, tenant_id: s
     assert bodies_for("a9f8 c5dc1ebc") == set()  # every word, and the phrase as written
     assert bodies_for("payment retried") == {bodies[2]}
     assert bodies_for("  ") == set()
+
+
+def test_attribute_filters(insert_requests: Any, tenant_id: str) -> None:
+    req = full_logs_request(service="checkout")
+    records = req.resource_logs[0].scope_logs[0].log_records
+    del records[3:]
+    for n, record in enumerate(records):
+        del record.attributes[:]
+        record.attributes.add(key="http.route").value.string_value = f"/cart/{n % 2}"
+        record.attributes.add(key="http.status_code").value.int_value = 200 + n
+    insert_requests(Signal.LOGS, (tenant_id, req))
+
+    def count(*attributes: tuple[str, str]) -> int:
+        return len(search_logs(tenant_id, LogQuery(*WINDOW, attributes=attributes)).records)
+
+    assert count(("http.route", "/cart/0")) == 2
+    assert count(("http.route", "/cart/0"), ("http.status_code", "202")) == 1  # an int attribute
+    assert count(("http.route", "/cart/1"), ("http.status_code", "202")) == 0
+    assert count(("service.name", "checkout")) == 3  # resource attributes too
+    with pytest.raises(ValueError, match="at most"):
+        count(*[(f"k{n}", "v") for n in range(50)])

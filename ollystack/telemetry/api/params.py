@@ -207,7 +207,11 @@ class LogParams(TimeRangeParams):
         required=False,
         help_text="Minimum severity: a number 1-24 or a name (TRACE, DEBUG, INFO, WARN, ERROR, FATAL).",
     )
-    text = serializers.CharField(required=False, help_text="Substring the log body must contain.")
+    text = serializers.CharField(
+        required=False,
+        help_text="Words the log body must contain, each as a whole word (and the text as written, "
+        "when it is more than one word).",
+    )
     trace_id = TraceIdField(required=False, help_text="Only records of this trace (32 hex characters).")
     limit = serializers.IntegerField(
         required=False, default=100, min_value=1, max_value=1000, help_text="Page size (1-1000)."

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
-
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions
@@ -130,9 +128,6 @@ class OperationsView(ReadView):
         )
 
 
-LOG_ATTRIBUTES = "attributes" in {f.name for f in fields(logs.LogQuery)}
-
-
 class LogsView(ReadView):
     @extend_schema(
         operation_id="logs_search",
@@ -143,10 +138,6 @@ class LogsView(ReadView):
     def get(self, request: Request) -> Response:
         params = parse(LogParams, request, attribute_names(request.query_params))
         attributes = attribute_filters(request.query_params)
-        if attributes and not LOG_ATTRIBUTES:
-            raise exceptions.ValidationError(
-                {f"attr.{attributes[0][0]}": "attribute filters on logs are not available on this server yet"}
-            )
         tenant_id = tenant_id_for(request)
         query = logs.LogQuery(
             start_ns=params["start_ns"],
@@ -158,7 +149,7 @@ class LogsView(ReadView):
             trace_id=params.get("trace_id"),
             limit=params["limit"],
             cursor=params.get("cursor"),
-            **({"attributes": attributes} if attributes else {}),
+            attributes=attributes,
         )
         try:
             page = reads.log_page(tenant_id, query, params["window"])
