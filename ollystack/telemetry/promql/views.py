@@ -87,7 +87,7 @@ def _required(params: QueryDict, name: str) -> str:
 
 
 class QueryView(PrometheusView):
-    @extend_schema(summary="PromQL instant query (Prometheus HTTP API)", responses={200: dict})
+    @extend_schema(summary="PromQL instant query (Prometheus HTTP API)", request=dict, responses={200: dict})
     def get(self, request: Request) -> Response:
         params = self.params(request)
         tenant_id = tenant_id_for(request)
@@ -105,7 +105,7 @@ class QueryView(PrometheusView):
 
 
 class QueryRangeView(PrometheusView):
-    @extend_schema(summary="PromQL range query (Prometheus HTTP API)", responses={200: dict})
+    @extend_schema(summary="PromQL range query (Prometheus HTTP API)", request=dict, responses={200: dict})
     def get(self, request: Request) -> Response:
         params = self.params(request)
         tenant_id = tenant_id_for(request)
@@ -128,7 +128,9 @@ class QueryRangeView(PrometheusView):
 
 
 class SeriesView(PrometheusView):
-    @extend_schema(summary="Series matching selectors (Prometheus HTTP API)", responses={200: dict})
+    @extend_schema(
+        summary="Series matching selectors (Prometheus HTTP API)", request=dict, responses={200: dict}
+    )
     def get(self, request: Request) -> Response:
         params = self.params(request)
         tenant_id = tenant_id_for(request)
@@ -142,7 +144,7 @@ class SeriesView(PrometheusView):
 
 
 class LabelsView(PrometheusView):
-    @extend_schema(summary="Label names (Prometheus HTTP API)", responses={200: dict})
+    @extend_schema(summary="Label names (Prometheus HTTP API)", request=dict, responses={200: dict})
     def get(self, request: Request) -> Response:
         params = self.params(request)
         tenant_id = tenant_id_for(request)
@@ -154,7 +156,7 @@ class LabelsView(PrometheusView):
 
 
 class LabelValuesView(PrometheusView):
-    @extend_schema(summary="Values of one label (Prometheus HTTP API)", responses={200: dict})
+    @extend_schema(summary="Values of one label (Prometheus HTTP API)", request=dict, responses={200: dict})
     def get(self, request: Request, name: str) -> Response:
         params = self.params(request)
         tenant_id = tenant_id_for(request)
@@ -169,7 +171,7 @@ class LabelValuesView(PrometheusView):
 
 
 class MetadataView(PrometheusView):
-    @extend_schema(summary="Metric metadata (Prometheus HTTP API)", responses={200: dict})
+    @extend_schema(summary="Metric metadata (Prometheus HTTP API)", request=dict, responses={200: dict})
     def get(self, request: Request) -> Response:
         params = self.params(request)
         tenant_id = tenant_id_for(request)
@@ -183,13 +185,13 @@ class MetadataView(PrometheusView):
 
 
 class BuildInfoView(PrometheusView):
-    @extend_schema(summary="Build information (Grafana probes it)", responses={200: dict})
+    @extend_schema(summary="Build information (Grafana probes it)", request=dict, responses={200: dict})
     def get(self, request: Request) -> Response:
         return success(BUILD_INFO)
 
 
 class ExemplarsView(PrometheusView):
-    @extend_schema(summary="Exemplars (none are served yet)", responses={200: dict})
+    @extend_schema(summary="Exemplars (none are served yet)", request=dict, responses={200: dict})
     def get(self, request: Request) -> Response:
         tenant_id_for(request)
         return success([])
