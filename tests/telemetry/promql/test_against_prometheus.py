@@ -129,6 +129,7 @@ def systems(
                 "`apt-get install -y prometheus` (`make test` installs it)"
             )
     from tenants import logic
+    from tenants.models import Tenant
 
     dataset = build_dataset(START_S, hours=1.5, services=3, routes=2)
     with django_db_blocker.unblock():
@@ -145,6 +146,8 @@ def systems(
         yield Systems(dataset, prometheus, client)
     finally:
         prometheus.stop()
+        with django_db_blocker.unblock():  # later tests count the tenants
+            Tenant.objects.filter(pk=tenant.tenant_id).delete()
 
 
 def _ours(client: APIClient, path: str, params: dict[str, Any]) -> dict[str, Any]:
