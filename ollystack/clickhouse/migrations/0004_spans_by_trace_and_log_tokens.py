@@ -3,7 +3,7 @@ and log bodies indexed by whole tokens (were: trigrams).
 
 A trace's spans now sit side by side, so reading one trace reads one or two granules instead of one per
 service (and a granule is an eighth of what it was), and the spans of a trace share their attributes, so
-the table is also ~11 % smaller. Whole-token search lets the filter skip granules for ids made of hex
+the table is also ~12 % smaller. Whole-token search lets the filter skip granules for ids made of hex
 digits too, which every trigram filter matched.
 
 Rewrites data: a sorting key cannot be changed in place, so every span is copied into a table with the new

@@ -35,7 +35,6 @@ from graphql.validation import ASTValidationRule, ValidationContext
 from rest_framework import exceptions
 from rest_framework.request import Request
 
-from ollystack.telemetry import logs
 from ollystack.telemetry.api import reads, responses
 from ollystack.telemetry.api.access import ReadView, tenant_id_for
 from ollystack.telemetry.api.errors import flatten
@@ -47,7 +46,6 @@ from ollystack.telemetry.api.params import (
     TraceSearchParams,
     validate,
 )
-from ollystack.telemetry.trace_search import TraceQuery
 
 READ_COST = 10
 TENANT_ATTRIBUTE = "ollystack_tenant_id"
@@ -312,17 +310,7 @@ class Query(graphene.ObjectType):
         keys = [f["key"] for f in filters]
         if len(set(keys)) != len(keys):
             raise GraphQLError("attributes: a key is given more than once; an attribute has one value")
-        query = TraceQuery(
-            start_ns=params["start_ns"],
-            end_ns=params["end_ns"],
-            service=params.get("service"),
-            operation=params.get("operation"),
-            min_duration_ns=params.get("min_duration"),
-            max_duration_ns=params.get("max_duration"),
-            status=params.get("status"),
-            attributes=tuple(sorted((f["key"], f["value"]) for f in filters)),
-            limit=params["limit"],
-        )
+        query = reads.trace_query(params, tuple(sorted((f["key"], f["value"]) for f in filters)))
         return [
             responses.summary_json(s) for s in reads.trace_summaries(_tenant(info), query, params["window"])
         ]
@@ -339,16 +327,7 @@ class Query(graphene.ObjectType):
     @_errors_as_graphql
     def resolve_logs(_root: Any, info: graphene.ResolveInfo, **args: Any) -> dict[str, Any]:
         params = validate(LogParams, args)
-        query = logs.LogQuery(
-            start_ns=params["start_ns"],
-            end_ns=params["end_ns"],
-            service=params.get("service"),
-            severity_min=params.get("severity"),
-            text=params.get("text"),
-            trace_id=params.get("trace_id"),
-            limit=params["limit"],
-            cursor=params.get("cursor"),
-        )
+        query = reads.log_query(params)
         page = reads.log_page(_tenant(info), query, params["window"])
         return {"records": page.records, "next_cursor": page.next_cursor}
 

@@ -38,6 +38,36 @@ def operation_list(tenant_id: str, service: str, window: Window) -> list[service
     )
 
 
+def trace_query(params: dict[str, Any], attributes: tuple[tuple[str, str], ...]) -> trace_search.TraceQuery:
+    """The trace search asked by validated ``TraceSearchParams`` (REST and GraphQL alike)."""
+    return trace_search.TraceQuery(
+        start_ns=params["start_ns"],
+        end_ns=params["end_ns"],
+        service=params.get("service"),
+        operation=params.get("operation"),
+        min_duration_ns=params.get("min_duration"),
+        max_duration_ns=params.get("max_duration"),
+        status=params.get("status"),
+        attributes=attributes,
+        limit=params["limit"],
+    )
+
+
+def log_query(params: dict[str, Any], attributes: tuple[tuple[str, str], ...] = ()) -> logs.LogQuery:
+    """The log search asked by validated ``LogParams`` (REST and GraphQL alike)."""
+    return logs.LogQuery(
+        start_ns=params["start_ns"],
+        end_ns=params["end_ns"],
+        service=params.get("service"),
+        severity_min=params.get("severity"),
+        text=params.get("text"),
+        trace_id=params.get("trace_id"),
+        limit=params["limit"],
+        cursor=params.get("cursor"),
+        attributes=attributes,
+    )
+
+
 def trace_summaries(
     tenant_id: str, query: trace_search.TraceQuery, window: Window
 ) -> list[trace_search.TraceSummary]:

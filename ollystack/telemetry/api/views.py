@@ -8,7 +8,7 @@ from rest_framework import exceptions
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from ollystack.telemetry import logs, metrics
+from ollystack.telemetry import metrics
 from ollystack.telemetry.api import reads, responses
 from ollystack.telemetry.api.access import ERRORS, ReadView, parse, tenant_id_for
 from ollystack.telemetry.api.params import (
@@ -24,7 +24,6 @@ from ollystack.telemetry.api.params import (
     attribute_filters,
     attribute_names,
 )
-from ollystack.telemetry.trace_search import TraceQuery
 
 ATTRIBUTE_PARAMETER = OpenApiParameter(
     "attr.<key>",
@@ -76,17 +75,7 @@ class TraceSearchView(ReadView):
         params = parse(TraceSearchParams, request, attribute_names(request.query_params))
         attributes = attribute_filters(request.query_params)
         tenant_id = tenant_id_for(request)
-        query = TraceQuery(
-            start_ns=params["start_ns"],
-            end_ns=params["end_ns"],
-            service=params.get("service"),
-            operation=params.get("operation"),
-            min_duration_ns=params.get("min_duration"),
-            max_duration_ns=params.get("max_duration"),
-            status=params.get("status"),
-            attributes=attributes,
-            limit=params["limit"],
-        )
+        query = reads.trace_query(params, attributes)
         summaries = reads.trace_summaries(tenant_id, query, params["window"])
         return Response({"traces": [responses.summary_json(s) for s in summaries]})
 
@@ -139,18 +128,7 @@ class LogsView(ReadView):
         params = parse(LogParams, request, attribute_names(request.query_params))
         attributes = attribute_filters(request.query_params)
         tenant_id = tenant_id_for(request)
-        query = logs.LogQuery(
-            start_ns=params["start_ns"],
-            end_ns=params["end_ns"],
-            service=params.get("service"),
-            severity_min=params.get("severity"),
-            severity_text=None,
-            text=params.get("text"),
-            trace_id=params.get("trace_id"),
-            limit=params["limit"],
-            cursor=params.get("cursor"),
-            attributes=attributes,
-        )
+        query = reads.log_query(params, attributes)
         try:
             page = reads.log_page(tenant_id, query, params["window"])
         except ValueError as exc:
