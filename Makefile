@@ -29,8 +29,9 @@ $(VENV)/.dev: $(VENV)/.runtime $(REQ)/dev.txt
 run: $(VENV)/.runtime
 	$(BIN)/python manage.py serve
 
-# Programs the tests run as real counterparts: Prometheus (PromQL results are compared with its answers).
-SYSTEM_PACKAGES := prometheus
+# Programs the tests run as real counterparts: Prometheus (PromQL results are compared with its answers),
+# Alertmanager (alert notifications are delivered to it).
+SYSTEM_PACKAGES := prometheus prometheus-alertmanager
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 system-packages:

@@ -15,6 +15,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("ollystack.telemetry.api.urls")),
     path("api/v1/", include("tenants.api.urls")),
+    path("api/v1/alerts/", include("alerts.api.urls")),
     path("prometheus/api/v1/", include("ollystack.telemetry.promql.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),

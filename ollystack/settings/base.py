@@ -163,6 +163,42 @@ OLLYSTACK_GRAPHQL_INTROSPECTION = env_bool("OLLYSTACK_GRAPHQL_INTROSPECTION", Tr
 OLLYSTACK_GRAPHQL_MAX_DEPTH = env_int("OLLYSTACK_GRAPHQL_MAX_DEPTH", 8)
 OLLYSTACK_GRAPHQL_MAX_COST = env_int("OLLYSTACK_GRAPHQL_MAX_COST", 250)
 
+# --- Alerts (alerts/, docs/alerts.md) ----------------------------------------------------------------
+# Rules are evaluated every OLLYSTACK_ALERT_EVALUATION_SECONDS by Celery beat + workers (production) or by
+# the same task code in the `serve` process (embedded), and right after ingest stores new data of a tenant.
+OLLYSTACK_ALERT_EVALUATION_SECONDS = env_int("OLLYSTACK_ALERT_EVALUATION_SECONDS", 1)
+# Seconds a notifier waits for a target (Alertmanager, Slack, PagerDuty, webhook) before the attempt fails;
+# failed attempts are retried with exponential backoff from RETRY_BASE up to RETRY_MAX seconds apart.
+OLLYSTACK_ALERT_DELIVERY_TIMEOUT_SECONDS = env_int("OLLYSTACK_ALERT_DELIVERY_TIMEOUT_SECONDS", 5)
+OLLYSTACK_ALERT_RETRY_BASE_SECONDS = env_int("OLLYSTACK_ALERT_RETRY_BASE_SECONDS", 2)
+OLLYSTACK_ALERT_RETRY_MAX_SECONDS = env_int("OLLYSTACK_ALERT_RETRY_MAX_SECONDS", 300)
+
+# Celery: the broker is Redis in production; the embedded profile runs the tasks in-process (no broker).
+CELERY_BROKER_URL = env_str("OLLYSTACK_CELERY_BROKER_URL", "memory://")
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True  # a task whose worker dies is delivered again
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BEAT_SCHEDULE = {
+    "alerts-evaluate": {"task": "alerts.evaluate", "schedule": float(OLLYSTACK_ALERT_EVALUATION_SECONDS)},
+    "alerts-deliver": {"task": "alerts.deliver", "schedule": 1.0},
+}
+
+# Channels (WebSockets: live alert states, live tail): in-process layer; Redis in production.
+CHANNEL_LAYERS: dict[str, dict[str, object]] = {
+    "default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}
+}
+
+# Email notifications go through Django's email backend (SMTP unless configured otherwise).
+EMAIL_BACKEND = env_str("OLLYSTACK_EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = env_str("OLLYSTACK_EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("OLLYSTACK_EMAIL_PORT", 25)
+EMAIL_HOST_USER = env_str("OLLYSTACK_EMAIL_USER", "")
+EMAIL_HOST_PASSWORD = env_str("OLLYSTACK_EMAIL_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("OLLYSTACK_EMAIL_USE_TLS", False)
+EMAIL_TIMEOUT = 10
+DEFAULT_FROM_EMAIL = env_str("OLLYSTACK_EMAIL_FROM", "OllyStack <ollystack@localhost>")
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
