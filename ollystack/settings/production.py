@@ -48,6 +48,6 @@ OLLYSTACK_QUOTA_STORE = env_str("OLLYSTACK_QUOTA_STORE", "redis")
 
 # Celery broker and the Channels layer shared by every worker and web process.
 CELERY_BROKER_URL = env_str("OLLYSTACK_CELERY_BROKER_URL", REDIS_URL)
-CHANNEL_LAYERS: dict[str, dict[str, object]] = {
+CHANNEL_LAYERS = {
     "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
 }
