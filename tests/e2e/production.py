@@ -51,6 +51,7 @@ START_POSTGRES = "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) 
 START_REDIS = "redis-server --daemonize yes"
 TRACE_EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 ADMIN_PASSWORD = "e2e-" + secrets.token_urlsafe(12)
+REDIS_CLAIM = "ollystack:e2e:stack"  # set in a Redis database while a stack uses it
 
 
 # --- services -----------------------------------------------------------------------------------------
@@ -116,13 +117,23 @@ class Process:
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    # Signals go to the whole process group (a Celery worker and its pool children) when True.
+    group = False
+
     def spawn(self, argv: list[str], env: dict[str, str]) -> None:
         assert self.proc is None, f"{self.name} is already running"
         self.log_dir.mkdir(parents=True, exist_ok=True)
         path = self.log_dir / f"{self.name}-{len(self.logs)}.log"
         self.logs.append(path)
         with path.open("wb") as log:
-            self.proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                argv, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=self.group
+            )
+
+    def log_contains(self, text: str) -> bool:
+        """Whether the log of the current run holds ``text`` (readiness lines of Celery, for one)."""
+        log = self.logs[-1] if self.logs else None
+        return log is not None and log.exists() and text in log.read_text(errors="replace")
 
     def wait_ready(self, probe: Callable[[], bool], timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -142,15 +153,25 @@ class Process:
         """Signal the process and wait for it; a process that does not exit in time is killed and fails."""
         assert self.proc is not None, f"{self.name} is not running"
         proc, self.proc = self.proc, None
-        proc.send_signal(sig)
+        self._signal(proc, sig)
         try:
-            return proc.wait(timeout=timeout)
+            code = proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            self._signal(proc, signal.SIGKILL)
             proc.wait()
             raise AssertionError(
                 f"{self.name} did not exit within {timeout:.0f}s of signal {sig}:\n{self.log_text()}"
             ) from None
+        if self.group:  # pool children outliving their parent would go on working
+            self._signal(proc, signal.SIGKILL)
+        return code
+
+    def _signal(self, proc: subprocess.Popen[bytes], sig: int) -> None:
+        if not self.group:
+            proc.send_signal(sig)
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
 
     def kill(self) -> int:
         """``kill -9``: no shutdown code runs."""
@@ -290,6 +311,126 @@ class Web(Process):
         client = AdminClient(self.url)
         client.login(username, password)
         return client
+
+
+class EngineHost(Process):
+    """``manage.py serve_clickhouse``: one embedded engine that every other process of the stack reads and
+    writes over ClickHouse's HTTP interface (``OLLYSTACK_CLICKHOUSE_URL``), as they would a real server."""
+
+    def __init__(self, stack: ProductionStack) -> None:
+        super().__init__("clickhouse", stack.root / "logs")
+        self.stack = stack
+        self.var_dir = stack.root / "clickhouse-var"
+        self.port = free_port()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60.0) -> EngineHost:
+        env = self.stack.env(self.var_dir)
+        env.pop("OLLYSTACK_CLICKHOUSE_URL", None)  # this process is the engine
+        self.spawn([sys.executable, "manage.py", "serve_clickhouse", "--port", str(self.port)], env)
+        self.wait_ready(self._answers, timeout)
+        return self
+
+    def _answers(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/ping", timeout=1) as resp:
+                return bool(resp.status == 200)
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            return False
+
+    def query(self, sql: str, **params: str | int) -> list[dict[str, Any]]:
+        """Rows of a query with bound ``{name:Type}`` parameters, read over the HTTP interface."""
+        args = urllib.parse.urlencode({f"param_{k}": str(v) for k, v in params.items()})
+        req = urllib.request.Request(
+            f"{self.url}/?{args}", data=f"{sql} FORMAT JSONEachRow".encode(), method="POST"
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                text = resp.read().decode()
+        except urllib.error.HTTPError as err:
+            message = err.read().decode(errors="replace")
+            raise AssertionError(f"ClickHouse refused {sql!r}: {message}") from None
+        return [json.loads(line) for line in text.splitlines() if line]
+
+
+class CeleryWorker(Process):
+    """``celery -A ollystack worker`` (prefork pool): signals reach the pool children too, so ``kill()`` is a
+    machine losing the worker, not a parent dying while its children finish their tasks."""
+
+    group = True
+
+    def __init__(self, stack: ProductionStack, name: str, concurrency: int) -> None:
+        super().__init__(name, stack.root / "logs")
+        self.stack = stack
+        self.concurrency = concurrency
+
+    def start(self, timeout: float = 60.0) -> CeleryWorker:
+        argv = [sys.executable, "-m", "celery", "-A", "ollystack", "worker", "--loglevel=INFO"]
+        argv += ["--hostname", f"{self.name}@%h", "--concurrency", str(self.concurrency)]
+        argv += ["--without-gossip", "--without-mingle"]
+        self.spawn(argv, self.stack.env(self.stack.root / f"{self.name}-var"))
+        self.wait_ready(lambda: self.log_contains(" ready."), timeout)
+        return self
+
+    def restart(self, timeout: float = 60.0) -> CeleryWorker:
+        if self.running:
+            self.stop()
+        return self.start(timeout)
+
+
+class CeleryBeat(Process):
+    """``celery -A ollystack beat``: the one scheduler of the stack, its schedule file in its var dir."""
+
+    def __init__(self, stack: ProductionStack) -> None:
+        super().__init__("beat", stack.root / "logs")
+        self.stack = stack
+        self.var_dir = stack.root / "beat-var"
+
+    def start(self, timeout: float = 60.0) -> CeleryBeat:
+        self.var_dir.mkdir(parents=True, exist_ok=True)
+        argv = [sys.executable, "-m", "celery", "-A", "ollystack", "beat", "--loglevel=INFO"]
+        argv += ["--schedule", str(self.var_dir / "celerybeat-schedule")]
+        self.spawn(argv, self.stack.env(self.var_dir))
+        self.wait_ready(lambda: self.log_contains("beat: Starting"), timeout)
+        return self
+
+
+class ApiClient:
+    """JSON over the REST API with a tenant API key (``Authorization: Bearer``)."""
+
+    def __init__(self, base_url: str, key: str) -> None:
+        self.base = base_url.rstrip("/")
+        self.key = key
+
+    def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        data = None if body is None else json.dumps(body).encode()
+        headers = {"Authorization": f"Bearer {self.key}", "Accept": "application/json"}
+        if data is not None:
+            headers["Content-Type"] = "application/json"
+        req = urllib.request.Request(f"{self.base}{path}", data=data, headers=headers, method=method)
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                status, raw = resp.status, resp.read()
+        except urllib.error.HTTPError as err:
+            status, raw = err.code, err.read()
+        try:
+            return status, json.loads(raw) if raw else None
+        except ValueError:
+            return status, raw.decode(errors="replace")
+
+    def call(self, method: str, path: str, body: Any = None, expect: int = 200) -> Any:
+        status, answer = self.request(method, path, body)
+        assert status == expect, f"{method} {path}: {status}, expected {expect}: {answer!r:.2000}"
+        return answer
+
+    def get(self, path: str) -> Any:
+        return self.call("GET", path)
+
+    def post(self, path: str, body: Any) -> Any:
+        return self.call("POST", path, body, expect=201)
 
 
 # --- the Django admin over HTTP ---------------------------------------------------------------------
@@ -561,6 +702,7 @@ class ProductionStack:
         self.redis_url = redis_url
         self.secret_key = secrets.token_urlsafe(50)
         self.processes: list[Process] = []
+        self.engine: EngineHost | None = None
 
     def env(self, var_dir: Path, **extra: str) -> dict[str, str]:
         """The environment of every process of this stack: production settings on this test's database."""
@@ -577,6 +719,8 @@ class ProductionStack:
             OLLYSTACK_VAR_DIR=str(var_dir),
             PYTHONUNBUFFERED="1",
         )
+        if self.engine is not None:
+            env["OLLYSTACK_CLICKHOUSE_URL"] = self.engine.url
         env.update(extra)
         return env
 
@@ -634,9 +778,10 @@ class ProductionStack:
         return [json.loads(line) for line in out.splitlines() if line]
 
     def ingestd(self, name: str = "ingestd", migrated: bool = True, **env: str) -> Ingestd:
-        """A daemon (not started yet) with its own var directory, its ClickHouse schema applied first."""
+        """A daemon (not started yet) with its own var directory, its ClickHouse schema applied first
+        (with an engine host, the daemon writes there: the host's schema is applied by ``engine_host``)."""
         daemon = Ingestd(self, name, self.root / f"{name}-var", env)
-        if migrated:
+        if migrated and self.engine is None:
             self.migrate_clickhouse(daemon.var_dir)
         self.processes.append(daemon)
         return daemon
@@ -646,6 +791,32 @@ class ProductionStack:
         self.processes.append(web)
         return web
 
+    def engine_host(self, timeout: float = 60.0) -> EngineHost:
+        """Start the engine host and apply the ClickHouse schema through it; every process started from
+        now on uses it (``OLLYSTACK_CLICKHOUSE_URL``)."""
+        assert self.engine is None, "the stack has an engine host already"
+        engine = EngineHost(self)
+        self.processes.append(engine)
+        engine.start(timeout)
+        self.engine = engine
+        self.migrate_clickhouse(self.root / "cli-var")
+        return engine
+
+    def celery_worker(self, name: str = "worker", concurrency: int = 2) -> CeleryWorker:
+        worker = CeleryWorker(self, name, concurrency)
+        self.processes.append(worker)
+        return worker
+
+    def celery_beat(self) -> CeleryBeat:
+        beat = CeleryBeat(self)
+        self.processes.append(beat)
+        return beat
+
+    def api_key(self, tenant: TenantKeys, scopes: str = "read,write") -> str:
+        """A new API key of ``tenant`` (the one made with the tenant reads only)."""
+        out = self.manage("tenant", "create-key", tenant.name, "--kind", "api", "--scopes", scopes, "--json")
+        return str(json.loads(out)["key"])
+
     def drop_database(self) -> None:
         with contextlib.closing(postgres_admin()) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
@@ -654,32 +825,65 @@ class ProductionStack:
         return "\n".join(p.log_text() for p in self.processes if p.logs)
 
     def close(self) -> None:
-        for process in self.processes:
+        for process in reversed(self.processes):  # the engine host, started first, stops last
             if process.running:
                 with contextlib.suppress(AssertionError):
                     process.stop(timeout=15)
 
 
 @contextlib.contextmanager
-def production_stack(root: Path, *, redis: bool = True) -> Iterator[ProductionStack]:
-    """A migrated fresh database and an empty stack; on exit every process is stopped, its log printed
-    (pytest shows it when the test failed) and the database dropped."""
-    admin = postgres_admin()
-    if redis:
-        require_redis()
-    database = f"ollystack_e2e_{secrets.token_hex(4)}"
-    admin.execute(f'CREATE DATABASE "{database}"')
-    stack = ProductionStack(root, database)
-    try:
-        stack.migrate()
-        yield stack
-    finally:
+def redis_database(url: str = REDIS_URL) -> Iterator[str]:
+    """The URL of a Redis database (1 to 15) that no other stack uses meanwhile: the Celery queue lives in
+    the database, and two stacks sharing one would run each other's tasks against the wrong PostgreSQL."""
+    import redis
+
+    require_redis(url)
+    token = secrets.token_hex(8)
+    base = url.rsplit("/", 1)[0]
+    for number in range(1, 16):
+        client = redis.Redis.from_url(f"{base}/{number}")
         try:
-            stack.close()
-            print(stack.logs())
+            if client.set(REDIS_CLAIM, token, nx=True, ex=6 * 3600):
+                _drop_queues(client)  # tasks a stack killed before its clean-up left behind
+                try:
+                    yield f"{base}/{number}"
+                finally:
+                    _drop_queues(client)
+                    if client.get(REDIS_CLAIM) == token.encode():
+                        client.delete(REDIS_CLAIM)
+                return
         finally:
-            admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-            admin.close()
+            client.close()
+    pytest.fail(f"Redis databases 1-15 at {base} are all claimed by running stacks (key {REDIS_CLAIM})")
+
+
+def _drop_queues(client: Any) -> None:
+    for pattern in ("celery*", "_kombu.*", "unacked*"):
+        for key in client.scan_iter(match=pattern):
+            client.delete(key)
+
+
+@contextlib.contextmanager
+def production_stack(root: Path, *, redis: bool = True) -> Iterator[ProductionStack]:
+    """A migrated fresh database and an empty stack (with Redis: a Redis database of its own); on exit
+    every process is stopped, its log printed (pytest shows it when the test failed) and the database
+    dropped."""
+    admin = postgres_admin()
+    with contextlib.ExitStack() as resources:
+        redis_url = resources.enter_context(redis_database()) if redis else REDIS_URL
+        database = f"ollystack_e2e_{secrets.token_hex(4)}"
+        admin.execute(f'CREATE DATABASE "{database}"')
+        stack = ProductionStack(root, database, redis_url)
+        try:
+            stack.migrate()
+            yield stack
+        finally:
+            try:
+                stack.close()
+                print(stack.logs())
+            finally:
+                admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+                admin.close()
 
 
 class ExportStream:
