@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.utils import timezone
@@ -120,7 +121,7 @@ def test_absence_on_red_needs_only_the_service(tenant: str) -> None:
         ("threshold", {"threshold": float("nan")}),
     ],
 )
-def test_rule_fields_are_checked(tenant: str, field: str, change: dict[str, object]) -> None:
+def test_rule_fields_are_checked(tenant: str, field: str, change: dict[str, Any]) -> None:
     refused(field, logic.create_rule, tenant, replace(RED, **change))
 
 
@@ -223,7 +224,7 @@ def test_group_by_and_mute_windows_are_checked(tenant: str) -> None:
     )
     assert channel.group_by == ["service.name", "severity"]
     assert channel.mute_windows == [{**window, "weekdays": [5, 6]}]
-    for bad, words in [
+    cases: list[tuple[Any, str]] = [
         ({"start": "9:00", "end": "10:00"}, "HH:MM"),
         ({"start": "09:00", "end": "24:00"}, "HH:MM"),
         ({"start": "09:00", "end": "09:00"}, "equal"),
@@ -232,7 +233,8 @@ def test_group_by_and_mute_windows_are_checked(tenant: str) -> None:
         ({"start": "09:00", "end": "10:00", "timezone": "Mars/Olympus"}, "time zone"),
         ({"start": "09:00", "end": "10:00", "days": [1]}, "unknown key"),
         ("09:00-10:00", "object"),
-    ]:
+    ]
+    for bad, words in cases:
         message = refused(
             "mute_windows", logic.create_channel, tenant, replace(base, name="m", mute_windows=(bad,))
         )
