@@ -1,6 +1,6 @@
 """`python -m bench` — run the benchmarks and print the figures (also written under var/bench/).
 
-    python -m bench                          ingest, storage, queries and promql, in that order
+    python -m bench                          ingest, storage, queries, promql and alerts, in that order
     python -m bench --only queries           some of them
     python -m bench --skip ingest
     python -m bench --only queries -- --spans 1000000    arguments after -- go to the one benchmark run
@@ -24,6 +24,7 @@ BENCHMARKS = {
     "storage": "bytes on disk per record against the OTLP that came in",
     "queries": "read latency on 10 M spans and 10 M log records, read functions and REST endpoints",
     "promql": "PromQL endpoints against a real Prometheus on the same samples",
+    "alerts": "alert latency: OTLP error burst to webhook notification, embedded and production profiles",
 }
 
 

@@ -222,15 +222,16 @@ class Ingestd(Process):
         return f"http://127.0.0.1:{self.ports['metrics']}/metrics"
 
     def env(self) -> dict[str, str]:
-        return self.stack.env(
-            self.var_dir,
-            OLLYSTACK_OTLP_GRPC_PORT=str(self.ports["grpc"]),
-            OLLYSTACK_OTLP_HTTP_PORT=str(self.ports["http"]),
-            OLLYSTACK_METRICS_PORT=str(self.ports["metrics"]),
-            OLLYSTACK_BATCH_MAX_DELAY_MS="50",
-            OLLYSTACK_KEY_REFRESH_SECONDS="1",
-            **self.overrides,
-        )
+        """The stack's environment, this daemon's ports, short batch and key refresh delays; the
+        ``overrides`` given to ``start`` or ``stack.ingestd`` win over all of it."""
+        defaults = {
+            "OLLYSTACK_OTLP_GRPC_PORT": str(self.ports["grpc"]),
+            "OLLYSTACK_OTLP_HTTP_PORT": str(self.ports["http"]),
+            "OLLYSTACK_METRICS_PORT": str(self.ports["metrics"]),
+            "OLLYSTACK_BATCH_MAX_DELAY_MS": "50",
+            "OLLYSTACK_KEY_REFRESH_SECONDS": "1",
+        }
+        return self.stack.env(self.var_dir, **{**defaults, **self.overrides})
 
     def start(self, timeout: float = 30.0, **env: str) -> Ingestd:
         """Start (or start again: same ports and directory); ``env`` changes the environment from now on."""
