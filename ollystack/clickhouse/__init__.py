@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 from ollystack.clickhouse.backends import (
     Backend,
     EmbeddedBackend,
     EngineLockedError,
+    HttpBackend,
     NativeBackend,
     QueryError,
     QueryResult,
@@ -18,10 +20,12 @@ __all__ = [
     "Backend",
     "EmbeddedBackend",
     "EngineLockedError",
+    "HttpBackend",
     "NativeBackend",
     "QueryError",
     "QueryResult",
     "Signal",
+    "backend_for",
     "get_backend",
     "set_backend",
 ]
@@ -42,9 +46,19 @@ def get_backend() -> Backend:
             if _backend is None:
                 from django.conf import settings
 
-                url = settings.OLLYSTACK_CLICKHOUSE_URL
-                _backend = NativeBackend(url) if url else EmbeddedBackend(settings.OLLYSTACK_CLICKHOUSE_PATH)
+                _backend = backend_for(settings.OLLYSTACK_CLICKHOUSE_URL, settings.OLLYSTACK_CLICKHOUSE_PATH)
     return _backend
+
+
+def backend_for(url: str, path: Path | str) -> Backend:
+    """The backend an ``OLLYSTACK_CLICKHOUSE_URL`` names: ``http(s)://`` a server's HTTP interface (or
+    ``manage.py serve_clickhouse``), any other URL (``clickhouse://…``) the native protocol, empty the
+    embedded engine under ``path``."""
+    if url.startswith(("http://", "https://")):
+        return HttpBackend(url)
+    if url:
+        return NativeBackend(url)
+    return EmbeddedBackend(path)
 
 
 def set_backend(backend: Backend | None) -> None:
