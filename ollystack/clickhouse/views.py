@@ -8,6 +8,8 @@ error and duration figures stay right under sampling.
 - ``service_metrics_1m``: requests, errors, duration sum and a t-digest per service, operation, entry flag
   and minute. An *entry* span is one where a request enters a service: a SERVER or CONSUMER span, or a
   root span.
+- ``service_metrics_1s``: requests, errors and a t-digest per service, operation, entry flag and second,
+  kept two days: what alert rules read, so that their windows end at the current second.
 - ``error_aggregates``: error spans per service, exception type and message fingerprint (numbers, uuids and
   hex ids collapsed) and hour, with first/last seen, weighted count, an example message and trace id.
 - ``service_topology``: caller → callee calls, errors and latency per minute, from client spans (callee
@@ -125,6 +127,47 @@ FROM $spans
 GROUP BY tenant_id, service_name, entry, operation, minute
 """
     return [*render(table, options), _view("service_metrics_1m_mv", "service_metrics_1m", view, options)]
+
+
+RED_1S_TTL_DAYS = 2
+
+
+def service_metrics_1s(options: SchemaOptions) -> list[str]:
+    """RED per second, for alert rules: a window ends at the second being evaluated, so an error burst
+    counts as soon as its insert commits. Fewer columns than the minute view (no duration sum: rules do
+    not use the mean) and kept two days, long enough for the longest rule window (a day)."""
+    table = TableDef(
+        name="service_metrics_1s",
+        columns=f"""
+    tenant_id LowCardinality(String),
+    second DateTime('UTC') CODEC(DoubleDelta, ZSTD(1)),
+    service_name LowCardinality(String),
+    entry UInt8,
+    operation LowCardinality(String),
+    requests SimpleAggregateFunction(sum, Float64),
+    errors SimpleAggregateFunction(sum, Float64),
+    duration AggregateFunction({DIGEST}, Int64, UInt64)""",
+        order_by="(tenant_id, second, service_name, entry, operation)",
+        engine="AggregatingMergeTree",
+        partition_by="toDate(second)",
+        ttl=f"second + INTERVAL {RED_1S_TTL_DAYS} DAY",
+        # whole days expire together: dropping a part is cheaper than rewriting it
+        settings=(*_AGGREGATE_SETTINGS, ("ttl_only_drop_parts", "1")),
+    )
+    view = f"""
+SELECT
+    tenant_id,
+    toDateTime(timestamp, 'UTC') AS second,
+    service_name,
+    toUInt8(kind IN {ENTRY_KINDS} OR parent_span_id = '') AS entry,
+    name AS operation,
+    sum(weight) AS requests,
+    sumIf(weight, status_code = 2) AS errors,
+    {DIGEST.replace("(", "State(", 1)}(duration_ns, {DIGEST_WEIGHT}) AS duration
+FROM $spans
+GROUP BY tenant_id, second, service_name, entry, operation
+"""
+    return [*render(table, options), _view("service_metrics_1s_mv", "service_metrics_1s", view, options)]
 
 
 # --- errors -------------------------------------------------------------------------------------------
@@ -551,6 +594,7 @@ def all_views(options: SchemaOptions) -> list[str]:
     return [
         *ingest_batches(options),
         *service_metrics_1m(options),
+        *service_metrics_1s(options),
         *error_aggregates(options),
         *service_topology(options),
         *log_volume_1m(options),

@@ -340,6 +340,21 @@ def _window(ds: Dataset) -> tuple[Any, ...]:
     return (ds.start_ns, ds.end_ns)
 
 
+def _red_rules(ds: Dataset) -> list[Any]:
+    from ollystack.telemetry.alert_queries import RedRule
+
+    return [
+        RedRule(1, ds.services[2], window_seconds=3 * 3600),
+        RedRule(2, ds.services[1], "POST /api/checkout", "latency", 0.9, window_seconds=60),
+    ]
+
+
+def _log_rules(ds: Dataset) -> list[Any]:
+    from ollystack.telemetry.alert_queries import LogRule
+
+    return [LogRule(1, ds.token, window_seconds=3 * 3600), LogRule(2, "", 17, window_seconds=3 * 3600)]
+
+
 # One entry per read helper ("module.function"); several calls per helper exercise its filters.
 HELPERS: dict[str, list[Call]] = {
     "traces.get_trace": [
@@ -395,6 +410,10 @@ HELPERS: dict[str, list[Call]] = {
             )
         ),
     ],
+    # alert rules: windows of 3 hours ending now; results carry the service (RED) or a matching body (logs)
+    "alert_queries.red_windows": [Call(lambda ds: (_red_rules(ds), ds.now_ns))],
+    "alert_queries.red_history": [Call(lambda ds: (_red_rules(ds), ds.now_ns))],
+    "alert_queries.log_windows": [Call(lambda ds: (_log_rules(ds), ds.now_ns))],
     # PromQL (Prometheus HTTP API): times in milliseconds; results carry job = service.name
     "promql.query.catalog": [Call(lambda ds: (ds.start_ns // 1_000_000, ds.end_ns // 1_000_000))],
     "promql.query.instant_query": [
