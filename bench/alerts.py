@@ -135,7 +135,7 @@ def configure(target: Target, hook_url: str, window_seconds: int) -> int:
             "window_seconds": window_seconds,
             "for_seconds": 0,
             "severity": "critical",
-            "channel_ids": [channel["id"]],
+            "channels": [channel["id"]],
         },
     )
     return int(rule["id"])

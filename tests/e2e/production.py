@@ -39,7 +39,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import SpanContext, SpanKind, TraceFlags
+from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.conftest import free_port
@@ -393,8 +393,7 @@ class CeleryBeat(Process):
     def start(self, timeout: float = 60.0) -> CeleryBeat:
         self.var_dir.mkdir(parents=True, exist_ok=True)
         argv = [sys.executable, "-m", "celery", "-A", "ollystack", "beat", "--loglevel=INFO"]
-        argv += ["--schedule", str(self.var_dir / "celerybeat-schedule")]
-        self.spawn(argv, self.stack.env(self.var_dir))
+        self.spawn(argv, self.stack.env(self.var_dir))  # the schedule file goes under the var dir
         self.wait_ready(lambda: self.log_contains("beat: Starting"), timeout)
         return self
 
@@ -618,6 +617,33 @@ def sdk_spans(batch: int, count: int, service: str = "fault-test") -> list[Reada
     ]
 
 
+def error_spans(count: int, service: str, operation: str = "POST /checkout") -> list[ReadableSpan]:
+    """``count`` finished SERVER spans of ``service`` with status ERROR, each the root of its own trace:
+    requests that failed, as RED figures count them."""
+    resource = Resource.create({"service.name": service})
+    scope = InstrumentationScope("tests.e2e.alerts", "1.0")
+    now = time.time_ns()
+    return [
+        ReadableSpan(
+            name=operation,
+            context=SpanContext(
+                int.from_bytes(os.urandom(16), "big") | 1,
+                int.from_bytes(os.urandom(8), "big") | 1,
+                is_remote=False,
+                trace_flags=TraceFlags(1),
+            ),
+            resource=resource,
+            instrumentation_scope=scope,
+            attributes={"http.request.method": operation.split()[0]},
+            kind=SpanKind.SERVER,
+            status=Status(StatusCode.ERROR, "upstream answered 503"),
+            start_time=now - 20_000_000,
+            end_time=now,
+        )
+        for _ in range(count)
+    ]
+
+
 def span_id(batch: int, index: int) -> int:
     return (batch + 1) << 20 | index
 
@@ -704,6 +730,7 @@ class ProductionStack:
         self.secret_key = secrets.token_urlsafe(50)
         self.processes: list[Process] = []
         self.engine: EngineHost | None = None
+        self.extra_env: dict[str, str] = {}  # for every process started from now on
 
     def env(self, var_dir: Path, **extra: str) -> dict[str, str]:
         """The environment of every process of this stack: production settings on this test's database."""
@@ -722,6 +749,7 @@ class ProductionStack:
         )
         if self.engine is not None:
             env["OLLYSTACK_CLICKHOUSE_URL"] = self.engine.url
+        env.update(self.extra_env)
         env.update(extra)
         return env
 
@@ -830,6 +858,49 @@ class ProductionStack:
             if process.running:
                 with contextlib.suppress(AssertionError):
                     process.stop(timeout=15)
+
+
+@dataclass
+class AlertingProfile:
+    """Every process of the production profile on one stack, and a tenant with a read-write API key."""
+
+    stack: ProductionStack
+    engine: EngineHost
+    ingestd: Ingestd
+    workers: list[CeleryWorker]
+    beat: CeleryBeat
+    web: Web
+    tenant: TenantKeys
+    api: ApiClient
+
+    def send_errors(self, count: int, service: str, operation: str = "POST /checkout") -> None:
+        """An error burst through ingestd with the SDK's exporter; fails unless acknowledged."""
+        from opentelemetry.sdk.trace.export import SpanExportResult
+
+        exporter = span_exporter(self.ingestd, self.tenant.ingest_key, timeout=10)
+        try:
+            result = exporter.export(error_spans(count, service, operation))
+        finally:
+            exporter.shutdown()
+        assert result == SpanExportResult.SUCCESS, f"ingestd did not acknowledge the burst: {result}"
+
+
+def start_alerting(stack: ProductionStack, workers: int = 1, **ingestd_env: str) -> AlertingProfile:
+    """The engine host first (everything else reads and writes through it), then ingestd, the Celery
+    workers, beat and the web app at once."""
+    engine = stack.engine_host()
+    daemon = stack.ingestd("ingestd", True, **ingestd_env)
+    pool = [stack.celery_worker(f"worker{n}") for n in range(workers)]
+    beat, web = stack.celery_beat(), stack.web()
+    tenant, *_ = in_parallel(
+        lambda: stack.create_tenant("alerting"),
+        daemon.start,
+        beat.start,
+        web.start,
+        *[worker.start for worker in pool],
+    )
+    api = ApiClient(web.url, stack.api_key(tenant))
+    return AlertingProfile(stack, engine, daemon, pool, beat, web, tenant, api)
 
 
 @contextlib.contextmanager
