@@ -33,6 +33,10 @@ that INSERT (see ``ollystack.clickhouse.ingest_sql``): Python never touches sing
   cannot starve the others while ClickHouse is slow or down.
 - ``stop`` seals every open segment and flushes the queue; if ClickHouse fails at that point, the
   remaining segments stay on disk for the next start.
+- ``on_written``, when given, is called in the event loop after each successful insert with the ids of
+  the tenants that got rows (the per-tenant counts the engine already returned: no per-record work). It
+  must return at once; the alert runtime uses it to evaluate those tenants' rules without waiting for the
+  next tick.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ import os
 import secrets
 import time
 from collections import deque
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -161,6 +166,7 @@ class Pipeline:
         max_wal_bytes: int = WAL_MAX_BYTES,
         tenant_share: float = TENANT_WAL_SHARE,
         insert_concurrency: int = INSERT_CONCURRENCY,
+        on_written: Callable[[Collection[str]], None] | None = None,
     ) -> None:
         self.wal_dir = Path(wal_dir)
         self.max_rows = max_rows
@@ -170,6 +176,7 @@ class Pipeline:
         self.tenant_share = tenant_share
         self.insert_concurrency = max(1, insert_concurrency)
         self._backend = backend
+        self.on_written = on_written
         self._lanes: dict[Signal, _Lane] = {}
         self._wal_bytes = 0
         self._tenant_bytes: dict[str, int] = {}
@@ -184,7 +191,9 @@ class Pipeline:
         self.recovered_segments = 0
 
     @classmethod
-    def from_settings(cls, backend: Any = None) -> Pipeline:
+    def from_settings(
+        cls, backend: Any = None, on_written: Callable[[Collection[str]], None] | None = None
+    ) -> Pipeline:
         from django.conf import settings
 
         return cls(
@@ -194,6 +203,7 @@ class Pipeline:
             max_delay_ms=settings.OLLYSTACK_BATCH_MAX_DELAY_MS,
             max_wal_bytes=settings.OLLYSTACK_WAL_MAX_BYTES,
             backend=backend,
+            on_written=on_written,
         )
 
     @property
@@ -404,6 +414,8 @@ class Pipeline:
             self._release(lane, segment)
             self.inserted_segments += 1
             self.inserted_rows += rows
+            if self.on_written is not None and rows:
+                self._notify_written(lane.signal, written)
 
     @staticmethod
     def _count_written(
@@ -430,6 +442,13 @@ class Pipeline:
                     segment.path.name,
                     dropped,
                 )
+
+    def _notify_written(self, signal: Signal, written: dict[str, int]) -> None:
+        assert self.on_written is not None
+        try:
+            self.on_written([tenant_id for tenant_id, count in written.items() if count])
+        except Exception:  # a listener's failure must not stop the flusher
+            log.exception("on_written callback failed signal=%s", signal.value)
 
     async def _sleep_unless_stopping(self, seconds: float) -> None:
         assert self._stop_event is not None

@@ -3,7 +3,10 @@
 Everything runs in one asyncio loop: the OTLP/gRPC server, uvicorn servers for the OTLP/HTTP receiver, the
 self-metrics endpoint and (``serve`` only) the Django ASGI app, the pipeline's flushers; the ingest key
 refresher is a thread because the ORM is synchronous. Shutdown order: stop accepting (all listeners),
-drain the pipeline into ClickHouse, close the storage backend.
+stop the alert scheduler (``serve`` only), drain the pipeline into ClickHouse, close the storage backend.
+
+Every insert tells ``alerts.runtime.data_arrived`` which tenants got data, so their alert rules are
+evaluated right away (in-process for ``serve``, through the broker for ``ingestd``).
 """
 
 from __future__ import annotations
@@ -81,13 +84,16 @@ def bind_socket(host: str, listener: Listener) -> socket.socket:
 class IngestRuntime:
     """Receivers, pipeline, key cache and metrics (and optionally the web app) in the running loop."""
 
-    def __init__(self, web_app: Any = None, backend: Any = None) -> None:
+    def __init__(self, web_app: Any = None, backend: Any = None, scheduler: Any = None) -> None:
+        from alerts.runtime import data_arrived
+
         self.host: str = settings.OLLYSTACK_BIND
         self.max_request_bytes: int = settings.OLLYSTACK_MAX_REQUEST_BYTES
         self.web_app = web_app
         self.backend = backend
         self.keys = KeyCache(settings.OLLYSTACK_KEY_REFRESH_SECONDS)
-        self.pipeline = Pipeline.from_settings(backend=backend)
+        self.pipeline = Pipeline.from_settings(backend=backend, on_written=data_arrived)
+        self.scheduler = scheduler  # alerts.runtime.InProcessScheduler: start() and stop(), or None
         self.service = IngestService(self.keys, self.pipeline, self.max_request_bytes)
         self.addresses: dict[str, str] = {}
         self.stop_event = asyncio.Event()
@@ -128,6 +134,8 @@ class IngestRuntime:
         await self.pipeline.start()
         tasks: list[asyncio.Task[None]] = []
         try:
+            if self.scheduler is not None:
+                self.scheduler.start(asyncio.get_running_loop())
             self._grpc, grpc_port = self._start_grpc(grpc_listener)
             await self._grpc.start()
             self.addresses["otlp_grpc"] = _format_address(self.host, grpc_port)
@@ -191,6 +199,8 @@ class IngestRuntime:
         if self._grpc is not None:
             await self._grpc.stop(GRPC_GRACE_SECONDS)
         await asyncio.gather(*tasks, return_exceptions=True)
+        if self.scheduler is not None:
+            await asyncio.to_thread(self.scheduler.stop)
         await self.pipeline.stop()
         await self.service.stop()
         self.keys.stop()
@@ -222,12 +232,12 @@ def release_large_buffers_at_once(threshold: int = 64 << 10) -> bool:
         return False
 
 
-def run_process(stderr: Any, web_app: Any = None, backend: Any = None) -> None:
+def run_process(stderr: Any, web_app: Any = None, backend: Any = None, scheduler: Any = None) -> None:
     """Run an ``IngestRuntime`` as the process's main loop; exit 1 with a clear message if a port is taken."""
     release_large_buffers_at_once()
 
     async def main() -> None:
-        runtime = IngestRuntime(web_app=web_app, backend=backend)
+        runtime = IngestRuntime(web_app=web_app, backend=backend, scheduler=scheduler)
         runtime.install_signal_handlers()
         await runtime.run()
 

@@ -2,7 +2,9 @@
 
 Applies the Django and ClickHouse migrations, creates the default tenant and its credentials on first
 start, collects the static files (WhiteNoise serves them from ``STATIC_ROOT``), then runs the web app, the
-OTLP receivers, the pipeline and the self-metrics in one asyncio loop until SIGINT/SIGTERM.
+OTLP receivers, the pipeline and the self-metrics in one asyncio loop until SIGINT/SIGTERM. Without a
+broker (``memory://``, the embedded default) it also evaluates alert rules and delivers notifications in
+two threads of its own (``alerts.runtime.InProcessScheduler``); with one, Celery workers do.
 """
 
 from __future__ import annotations
@@ -44,9 +46,11 @@ class Command(BaseCommand):
                 f"Credentials from the first start are in {result.path} (readable by you only)."
             )
 
+        from alerts.runtime import InProcessScheduler, in_process
         from ollystack.asgi import application
 
-        run_process(self.stderr, web_app=application, backend=backend)
+        scheduler = InProcessScheduler() if in_process() else None
+        run_process(self.stderr, web_app=application, backend=backend, scheduler=scheduler)
 
 
 def _host() -> str:
