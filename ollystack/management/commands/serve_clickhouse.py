@@ -20,6 +20,7 @@ binds 127.0.0.1 unless told otherwise; keep it there.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import signal
 import threading
@@ -200,6 +201,8 @@ class Command(BaseCommand):
             engine = EmbeddedBackend(settings.OLLYSTACK_CLICKHOUSE_PATH, pool_size=options["sessions"])
         except EngineLockedError as exc:
             raise CommandError(str(exc)) from None
+        # the engine caches schemas that arrive with statements under its working directory
+        os.chdir(engine.path)
         try:
             server = build_server(engine, options["bind"], options["port"])
         except OSError as exc:
