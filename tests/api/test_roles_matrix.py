@@ -16,6 +16,7 @@ import itertools
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -23,11 +24,15 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.urls import URLPattern, URLResolver, get_resolver
+from django.utils import timezone
 from rest_framework.test import APIClient
 from rest_framework.views import APIView
 
+from alerts import logic as alert_logic
 from tenants import auth, logic
+from tenants.models import Tenant
 from tenants.permissions import TenantPermission, required_permission
+from tests.alerts.recorder import refused_url
 
 pytestmark = pytest.mark.django_db
 
@@ -86,6 +91,28 @@ TABLE: dict[str, str] = {
     # signing in is public: credentials in the body, the Authorization header is not looked at
     "POST /api/v1/auth/token":                               "200 200 200 200 200 200 | 200 200 200 200",
     "POST /api/v1/auth/token/refresh":                       "200 200 200 200 200 200 | 200 200 200 200",
+    # alerts: members read, editors and up (and write keys) change rules, channels and silences
+    "GET /api/v1/alerts/rules":                              "200 200 200 200 403 401 | 200 403 200 403",
+    "POST /api/v1/alerts/rules":                             "201 201 201 403 403 401 | 403 201 201 403",
+    "GET /api/v1/alerts/rules/<int:rule_id>":                "200 200 200 200 403 401 | 200 403 200 403",
+    "PUT /api/v1/alerts/rules/<int:rule_id>":                "200 200 200 403 403 401 | 403 200 200 403",
+    "PATCH /api/v1/alerts/rules/<int:rule_id>":              "200 200 200 403 403 401 | 403 200 200 403",
+    "DELETE /api/v1/alerts/rules/<int:rule_id>":             "204 204 204 403 403 401 | 403 204 204 403",
+    "GET /api/v1/alerts/channels":                           "200 200 200 200 403 401 | 200 403 200 403",
+    "POST /api/v1/alerts/channels":                          "201 201 201 403 403 401 | 403 201 201 403",
+    "GET /api/v1/alerts/channels/<int:channel_id>":          "200 200 200 200 403 401 | 200 403 200 403",
+    "PUT /api/v1/alerts/channels/<int:channel_id>":          "200 200 200 403 403 401 | 403 200 200 403",
+    "PATCH /api/v1/alerts/channels/<int:channel_id>":        "200 200 200 403 403 401 | 403 200 200 403",
+    "DELETE /api/v1/alerts/channels/<int:channel_id>":       "204 204 204 403 403 401 | 403 204 204 403",
+    "POST /api/v1/alerts/channels/<int:channel_id>/test":    "200 200 200 403 403 401 | 403 200 200 403",
+    "GET /api/v1/alerts/silences":                           "200 200 200 200 403 401 | 200 403 200 403",
+    "POST /api/v1/alerts/silences":                          "201 201 201 403 403 401 | 403 201 201 403",
+    "GET /api/v1/alerts/silences/<int:silence_id>":          "200 200 200 200 403 401 | 200 403 200 403",
+    "PUT /api/v1/alerts/silences/<int:silence_id>":          "200 200 200 403 403 401 | 403 200 200 403",
+    "DELETE /api/v1/alerts/silences/<int:silence_id>":       "200 200 200 403 403 401 | 403 200 200 403",
+    "GET /api/v1/alerts/states":                             "200 200 200 200 403 401 | 200 403 200 403",
+    "GET /api/v1/alerts/events":                             "200 200 200 200 403 401 | 200 403 200 403",
+    "GET /api/v1/alerts/notifications":                      "200 200 200 200 403 401 | 200 403 200 403",
 }  # fmt: skip
 
 
@@ -120,6 +147,38 @@ class Call:
 
 
 PROM_RANGE = {"query": "up", "start": "1700000000", "end": "1700003600", "step": "60"}
+
+
+# Alert objects of tenant acme, made through the alert logic: one fresh object per cell.
+RED_RULE: dict[str, Any] = {"service": "checkout", "red_figure": "error_rate", "threshold": 0.05}
+
+
+def _acme_id() -> str:
+    return str(Tenant.objects.get(name="acme").pk)
+
+
+def _rule(w: World) -> int:
+    return alert_logic.create_rule(
+        _acme_id(), alert_logic.RuleSpec(name=f"r{next(w.counter)}", **RED_RULE)
+    ).pk
+
+
+def _channel(w: World, url: str = "https://example.com/hook") -> int:
+    spec = alert_logic.ChannelSpec(name=f"c{next(w.counter)}", kind="webhook", url=url)
+    return alert_logic.create_channel(_acme_id(), spec).pk
+
+
+def _silence_body() -> dict[str, Any]:
+    ends = (timezone.now() + timedelta(hours=1)).isoformat()
+    return {"matchers": [{"name": "service", "value": "checkout"}], "ends_at": ends}
+
+
+def _silence(w: World) -> int:
+    body = _silence_body()
+    spec = alert_logic.SilenceSpec(
+        matchers=alert_logic.matchers_from_json(body["matchers"]), ends_at=timezone.now() + timedelta(hours=1)
+    )
+    return alert_logic.create_silence(_acme_id(), spec).pk
 
 
 # How to call each row: a fresh target per cell, so that a write in one cell does not change the next.
@@ -186,6 +245,47 @@ REQUESTS: dict[str, Callable[[World], Call]] = {
     "POST /api/v1/auth/token/refresh": lambda w: Call(
         "/api/v1/auth/token/refresh", {"refresh": w.refresh_token()}
     ),
+    "GET /api/v1/alerts/rules": lambda w: Call("/api/v1/alerts/rules"),
+    "POST /api/v1/alerts/rules": lambda w: Call(
+        "/api/v1/alerts/rules", {"name": f"n{next(w.counter)}", **RED_RULE}
+    ),
+    "GET /api/v1/alerts/rules/<int:rule_id>": lambda w: Call(f"/api/v1/alerts/rules/{_rule(w)}"),
+    "PUT /api/v1/alerts/rules/<int:rule_id>": lambda w: Call(
+        f"/api/v1/alerts/rules/{_rule(w)}", {"name": f"n{next(w.counter)}", **RED_RULE}
+    ),
+    "PATCH /api/v1/alerts/rules/<int:rule_id>": lambda w: Call(
+        f"/api/v1/alerts/rules/{_rule(w)}", {"enabled": False}
+    ),
+    "DELETE /api/v1/alerts/rules/<int:rule_id>": lambda w: Call(f"/api/v1/alerts/rules/{_rule(w)}"),
+    "GET /api/v1/alerts/channels": lambda w: Call("/api/v1/alerts/channels"),
+    "POST /api/v1/alerts/channels": lambda w: Call(
+        "/api/v1/alerts/channels", {"name": f"n{next(w.counter)}", "kind": "webhook", "url": "https://e.x/h"}
+    ),
+    "GET /api/v1/alerts/channels/<int:channel_id>": lambda w: Call(f"/api/v1/alerts/channels/{_channel(w)}"),
+    "PUT /api/v1/alerts/channels/<int:channel_id>": lambda w: Call(
+        f"/api/v1/alerts/channels/{_channel(w)}", {"name": f"n{next(w.counter)}", "kind": "webhook"}
+    ),
+    "PATCH /api/v1/alerts/channels/<int:channel_id>": lambda w: Call(
+        f"/api/v1/alerts/channels/{_channel(w)}", {"enabled": False}
+    ),
+    "DELETE /api/v1/alerts/channels/<int:channel_id>": lambda w: Call(
+        f"/api/v1/alerts/channels/{_channel(w)}"
+    ),
+    "POST /api/v1/alerts/channels/<int:channel_id>/test": lambda w: Call(
+        f"/api/v1/alerts/channels/{_channel(w, refused_url())}/test"
+    ),
+    "GET /api/v1/alerts/silences": lambda w: Call("/api/v1/alerts/silences"),
+    "POST /api/v1/alerts/silences": lambda w: Call("/api/v1/alerts/silences", _silence_body()),
+    "GET /api/v1/alerts/silences/<int:silence_id>": lambda w: Call(f"/api/v1/alerts/silences/{_silence(w)}"),
+    "PUT /api/v1/alerts/silences/<int:silence_id>": lambda w: Call(
+        f"/api/v1/alerts/silences/{_silence(w)}", _silence_body()
+    ),
+    "DELETE /api/v1/alerts/silences/<int:silence_id>": lambda w: Call(
+        f"/api/v1/alerts/silences/{_silence(w)}"
+    ),
+    "GET /api/v1/alerts/states": lambda w: Call("/api/v1/alerts/states"),
+    "GET /api/v1/alerts/events": lambda w: Call("/api/v1/alerts/events"),
+    "GET /api/v1/alerts/notifications": lambda w: Call("/api/v1/alerts/notifications"),
 }
 
 
