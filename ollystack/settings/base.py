@@ -109,6 +109,16 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "OllyStack API",
     "VERSION": "1",
     "DESCRIPTION": "Traces, logs and metrics stored in ClickHouse, read back per tenant.",
+    # Choice sets used by several fields or components get one name each in the schema.
+    "ENUM_NAME_OVERRIDES": {
+        "AlertStateEnum": "alerts.models.State",
+        "ChannelKindEnum": "alerts.models.ChannelKind",
+        "KeyKindEnum": "tenants.api.views.KINDS",
+        "KeyStatusEnum": ["active", "expired", "revoked"],
+        "NotificationStatusEnum": "alerts.models.NotificationStatus",
+        "RuleKindEnum": "alerts.models.RuleKind",
+        "SilenceStatusEnum": "alerts.api.serializers.SILENCE_STATUSES",
+    },
 }
 
 # --- OllyStack -----------------------------------------------------------------------------------
