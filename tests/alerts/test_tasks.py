@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,11 +14,17 @@ from typing import Any
 
 import pytest
 
-from alerts import runtime
+from alerts import runtime, tasks
+from alerts.logic import ChannelSpec, RuleSpec, create_channel, create_rule
+from alerts.models import AlertState, ChannelKind, Notification, NotificationStatus, RedFigure, State
 from alerts.runtime import BrokerSender, InProcessScheduler
 from ingest.pipeline import Pipeline
+from ollystack.celery import app
 from ollystack.clickhouse import Backend, Signal
+from tenants import logic as tenants
 from tenants.logic import IngestPrincipal
+from tests.alerts.recorder import Recorder
+from tests.alerts.test_alert_queries import NS, Spans
 from tests.ingest.conftest import logs_request, run_pipeline, trace_request
 
 WAIT = 10.0
@@ -141,6 +148,82 @@ def test_without_a_scheduler_the_hooks_do_nothing() -> None:
     assert runtime._scheduler is None
     runtime.data_arrived(["t"])  # e.g. ingest tests, manage.py commands: no evaluator in this process
     runtime.kick_delivery()
+
+
+# --- the tasks, on real rules and data --------------------------------------------------------------------
+
+
+def error_burst_now() -> Any:
+    """20 failed and 20 good checkout requests in the second before now."""
+    at = (time.time_ns() // NS - 1) * NS
+    return Spans().add("checkout", at, count=20, error=True).add("checkout", at, count=20).req
+
+
+def checkout_errors_rule(target: Recorder) -> tuple[str, int]:
+    """A tenant whose rule "checkout errors" (error rate > 0.2 over 5 s) notifies a webhook."""
+    tenant = tenants.create_tenant(f"rt-{uuid.uuid4().hex[:8]}")
+    channel = create_channel(
+        tenant.tenant_id, ChannelSpec(name="hook", kind=ChannelKind.WEBHOOK, url=target.url, secret="s3cret")
+    )
+    rule = create_rule(
+        tenant.tenant_id,
+        RuleSpec(
+            name="checkout errors",
+            service="checkout",
+            red_figure=RedFigure.ERROR_RATE,
+            threshold=0.2,
+            window_seconds=5,
+            channel_ids=(channel.pk,),
+        ),
+    )
+    return tenant.tenant_id, rule.pk
+
+
+@pytest.mark.django_db
+def test_the_tasks_are_registered_and_run_evaluation_and_delivery(
+    insert_requests: Any, clickhouse: Backend
+) -> None:
+    assert {"alerts.evaluate", "alerts.deliver"} <= set(app.tasks)
+    with Recorder() as target:
+        tenant_id, rule_id = checkout_errors_rule(target)
+        insert_requests(Signal.TRACES, (tenant_id, error_burst_now()))
+        app.tasks["alerts.evaluate"].apply(args=[[tenant_id]]).get()
+        state = AlertState.objects.get(rule_id=rule_id)
+        assert (state.state, state.value) == (State.FIRING, 0.5)
+        assert Notification.objects.get(rule_id=rule_id).status == NotificationStatus.PENDING
+        tasks.deliver.apply().get()
+        [request] = target.wait_for(1)
+        assert request.json["status"] == "firing"
+        assert Notification.objects.get(rule_id=rule_id).status == NotificationStatus.DELIVERED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_stored_data_wakes_the_in_process_evaluator_which_wakes_delivery(
+    tmp_path: Path, clickhouse: Backend
+) -> None:
+    """Ticks an hour apart: only the ingest wake-up and the transition's delivery kick can notify."""
+    with Recorder() as target:
+        tenant_id, rule_id = checkout_errors_rule(target)
+        sched = InProcessScheduler(interval=3600, delivery_interval=3600)
+        sched.start()
+        try:
+            deadline = time.monotonic() + WAIT
+            while not (sched.evaluator.runs and sched.dispatcher.runs) and time.monotonic() < deadline:
+                time.sleep(0.01)  # the first ticks, at start, before the data
+            assert (sched.evaluator.runs, sched.dispatcher.runs) == (1, 1)
+            tenant = IngestPrincipal(tenant_id=tenant_id, tenant_name="rt", key_id=1)
+
+            async def burst(pipeline: Pipeline) -> None:
+                await pipeline.submit(Signal.TRACES, tenant, error_burst_now().SerializeToString(), 40)
+
+            run_pipeline(tmp_path, clickhouse, burst, max_rows=40, on_written=runtime.data_arrived)
+            [request] = target.wait_for(1)
+        finally:
+            sched.stop()
+        assert request.json["status"] == "firing"
+        assert [alert["labels"]["alertname"] for alert in request.json["alerts"]] == ["checkout errors"]
+        assert AlertState.objects.get(rule_id=rule_id).state == State.FIRING
+        assert (sched.evaluator.errors, sched.dispatcher.errors) == (0, 0)
 
 
 # --- the ingest hook -------------------------------------------------------------------------------------
