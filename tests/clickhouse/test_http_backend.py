@@ -10,7 +10,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -28,8 +28,10 @@ from ollystack.clickhouse import (
     get_backend,
     set_backend,
 )
+from ollystack.clickhouse import user_sql as us
 from ollystack.clickhouse.otlp import frame
 from ollystack.clickhouse.queries import select
+from ollystack.clickhouse.user_sql import Limits, run_user_sql
 from ollystack.management.commands.serve_clickhouse import Command, EngineHTTPServer, build_server
 from ollystack.telemetry.logs import LogQuery, search_logs
 from ollystack.telemetry.metrics import MetricQuery, list_metric_points
@@ -379,3 +381,18 @@ def test_processes_share_one_engine_through_the_command(tmp_path: Path) -> None:
             host.kill()
             host.wait()
         log.close()
+
+
+def test_users_sql_stays_in_its_tenant_over_http(
+    http: HttpBackend, insert_requests: Callable[..., int]
+) -> None:
+    """The tenant filter and read-only mode of users' SQL are settings: they must survive the trip."""
+    a, b = str(uuid.uuid4()), str(uuid.uuid4())
+    for tenant in (a, b):
+        insert_requests(Signal.TRACES, (tenant, full_trace_request(os.urandom(16))))
+    assert {row[0] for row in run_user_sql(http, a, "SELECT DISTINCT tenant_id FROM spans").rows} == {a}
+    settings = us.engine_settings(a, "default", ["ingest_batches", *us.ALLOWED_TABLES], Limits())
+    assert http.query("SELECT DISTINCT tenant_id FROM spans", settings=settings).rows == [(a,)]
+    assert http.query("SELECT count() FROM ingest_batches", settings=settings).rows == [(0,)]
+    with pytest.raises(QueryError, match="READONLY"):
+        http.command("CREATE TABLE evil (x UInt8) ENGINE = Memory", settings=settings)
