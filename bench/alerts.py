@@ -38,7 +38,7 @@ from typing import Any
 
 from tests.alerts.recorder import Recorder
 from tests.e2e.conftest import Server, free_port
-from tests.e2e.production import ApiClient, in_parallel, production_stack
+from tests.e2e.production import ApiClient, production_stack, start_alerting
 
 REPO = Path(__file__).resolve().parent.parent
 SERVICE = "bench-checkout"
@@ -94,17 +94,13 @@ def embedded(root: Path, batch_delay_ms: int | None) -> Iterator[Target]:
 @contextlib.contextmanager
 def production(root: Path, batch_delay_ms: int | None) -> Iterator[Target]:
     with production_stack(root) as stack:
-        stack.engine_host()
         # the harness's ingestd batches every 50 ms: the figure uses the setting's default unless told
         delay = "" if batch_delay_ms is None else str(batch_delay_ms)
-        daemon = stack.ingestd(OLLYSTACK_BATCH_MAX_DELAY_MS=delay)
-        worker, beat, web = stack.celery_worker(), stack.celery_beat(), stack.web()
-        tenant, *_ = in_parallel(
-            lambda: stack.create_tenant("bench-alerts"), daemon.start, worker.start, beat.start, web.start
-        )
-        api = ApiClient(web.url, stack.api_key(tenant))
+        alerting = start_alerting(stack, OLLYSTACK_BATCH_MAX_DELAY_MS=delay)
         processes = ["serve_clickhouse", "ingestd", "celery worker", "celery beat", "uvicorn web"]
-        yield Target("production", daemon.grpc_target, tenant.ingest_key, api, processes)
+        yield Target(
+            "production", alerting.ingestd.grpc_target, alerting.tenant.ingest_key, alerting.api, processes
+        )
 
 
 PROFILES: dict[str, Callable[[Path, int | None], contextlib.AbstractContextManager[Target]]] = {
