@@ -89,12 +89,17 @@ def enqueue_reminders(now: datetime | None = None) -> list[Notification]:
     """Re-send alerts still firing whose last notification on a channel is older than its repeat interval."""
     now = now or timezone.now()
     queued: list[Notification] = []
-    firing_states = AlertState.objects.filter(state=State.FIRING, rule__enabled=True).select_related(
-        "rule", "rule__tenant"
+    firing_states = (
+        AlertState.objects.filter(state=State.FIRING, rule__enabled=True)
+        .select_related("rule", "rule__tenant")
+        .prefetch_related("rule__channels")
     )
     with transaction.atomic():
         for state in firing_states:
-            for channel in state.rule.channels.filter(enabled=True):
+            for channel in state.rule.channels.all():
+                interval = timedelta(seconds=channel.repeat_interval_seconds)
+                if not channel.enabled or (state.firing_since and now - state.firing_since < interval):
+                    continue  # firing for less than the interval: its first notification is recent enough
                 last = (
                     Notification.objects.filter(
                         channel=channel, events__rule_id=state.rule_id, events__series=state.series
@@ -105,7 +110,7 @@ def enqueue_reminders(now: datetime | None = None) -> list[Notification]:
                 )
                 if last is None or not last.firing:
                     continue  # never notified here (e.g. channel added later), or resolved in between
-                if now - last.created_at < timedelta(seconds=channel.repeat_interval_seconds):
+                if now - last.created_at < interval:
                     continue
                 event = (
                     AlertEvent.objects.filter(
