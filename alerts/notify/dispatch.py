@@ -32,7 +32,7 @@ from django.utils import timezone
 from alerts.models import Channel, ChannelKind, DeliveryAttempt, Notification, NotificationStatus, Silence
 from alerts.notify import alertmanager, mail, pagerduty, slack, webhook
 from alerts.notify.base import ConfigurationError, SendResult, timeout_seconds
-from alerts.notify.message import PAYLOAD_VERSION, Alert, Message, alert_dedup_key, iso
+from alerts.notify.message import PAYLOAD_VERSION, Alert, Message, alert_dedup_key, iso, public_url
 from alerts.notify.outbox import enqueue_reminders
 from alerts.notify.silences import active_silences, in_mute_window, silenced_by
 
@@ -269,7 +269,6 @@ def sample_message(channel: Channel, now: datetime | None = None) -> Message:
     """A one-alert message saying it is a test, for ``send_test``."""
     now = now or timezone.now()
     tenant = channel.tenant
-    base = str(getattr(settings, "OLLYSTACK_PUBLIC_URL", "") or "http://localhost:8080").rstrip("/")
     key = alert_dedup_key(str(tenant.pk), 0, f"test-{channel.pk}")
     alert = Alert(
         rule_id=0,
@@ -288,7 +287,7 @@ def sample_message(channel: Channel, now: datetime | None = None) -> Message:
         starts_at=iso(now),
         ends_at=None,
         event_id=0,
-        generator_url=f"{base}/api/v1/alerts/channels/{channel.pk}?tenant={tenant.name}",
+        generator_url=public_url(f"/api/v1/alerts/channels/{channel.pk}?tenant={tenant.name}"),
     )
     return Message(
         version=PAYLOAD_VERSION,

@@ -152,9 +152,13 @@ def _subject(rule: Rule) -> str:
     return f"`{rule.expr.strip()}`" if rule.kind != RuleKind.ABSENCE else f"series for `{rule.expr.strip()}`"
 
 
+def public_url(path: str) -> str:
+    """An absolute link into OllyStack (OLLYSTACK_PUBLIC_URL + path)."""
+    return str(settings.OLLYSTACK_PUBLIC_URL).rstrip("/") + path
+
+
 def generator_url(rule: Rule, tenant_name: str) -> str:
-    base = str(getattr(settings, "OLLYSTACK_PUBLIC_URL", "") or "http://localhost:8080").rstrip("/")
-    return f"{base}/api/v1/alerts/rules/{rule.pk}?tenant={tenant_name}"
+    return public_url(f"/api/v1/alerts/rules/{rule.pk}?tenant={tenant_name}")
 
 
 def iso(moment: datetime) -> str:

@@ -182,6 +182,8 @@ OLLYSTACK_ALERT_EVALUATION_SECONDS = env_int("OLLYSTACK_ALERT_EVALUATION_SECONDS
 OLLYSTACK_ALERT_DELIVERY_TIMEOUT_SECONDS = env_int("OLLYSTACK_ALERT_DELIVERY_TIMEOUT_SECONDS", 5)
 OLLYSTACK_ALERT_RETRY_BASE_SECONDS = env_int("OLLYSTACK_ALERT_RETRY_BASE_SECONDS", 2)
 OLLYSTACK_ALERT_RETRY_MAX_SECONDS = env_int("OLLYSTACK_ALERT_RETRY_MAX_SECONDS", 300)
+# The address users reach OllyStack at: links in notifications (Alertmanager generatorURL, Slack, PagerDuty).
+OLLYSTACK_PUBLIC_URL = env_str("OLLYSTACK_PUBLIC_URL", "http://localhost:8080")
 
 # Celery: the broker is Redis in production; the embedded profile runs the tasks in-process (no broker).
 CELERY_BROKER_URL = env_str("OLLYSTACK_CELERY_BROKER_URL", "memory://")
