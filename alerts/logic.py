@@ -316,9 +316,7 @@ def check_rule(tenant_id: str, spec: RuleSpec) -> RuleSpec:
                 "(log_min_severity, 1-24: 9 INFO, 13 WARN, 17 ERROR)",
             )
         changes["log_query"] = log_query
-        # A service narrows the records to one service; empty: every service of the tenant.
-        changes["service"] = spec.service.strip()
-        unused = ("operation", "red_figure", "quantile", "expr")
+        unused = ("service", "operation", "red_figure", "quantile", "expr")
     else:
         changes["expr"] = _check_promql(spec.expr)
         unused = ("service", "operation", "red_figure", "quantile", "log_query", "log_min_severity")

@@ -46,7 +46,7 @@ class RuleSerializer(serializers.Serializer):
         allow_blank=True,
         default="",
         max_length=200,
-        help_text="source red: the service (required). source logs: only this service's records (optional).",
+        help_text="source red: the service (its service.name).",
     )
     operation = serializers.CharField(
         required=False,

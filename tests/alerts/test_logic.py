@@ -72,8 +72,10 @@ def test_logs_needs_words_or_severity_except_for_absence(tenant: str) -> None:
     assert "log_min_severity" in refused("log_query", logic.create_rule, tenant, base)
     refused("log_query", logic.create_rule, tenant, replace(base, log_query="!!! ..."))
     refused("log_min_severity", logic.create_rule, tenant, replace(base, log_min_severity=25))
-    rule = logic.create_rule(tenant, replace(base, log_query="  payment   failed ", red_figure="latency"))
-    assert (rule.log_query, rule.red_figure) == ("payment failed", "")
+    rule = logic.create_rule(
+        tenant, replace(base, log_query="  payment   failed ", red_figure="latency", service="checkout")
+    )
+    assert (rule.log_query, rule.red_figure, rule.service) == ("payment failed", "", "")
     assert logic.create_rule(tenant, replace(base, name="sev", log_min_severity=17)).log_min_severity == 17
     absent = logic.create_rule(tenant, replace(base, name="quiet", kind="absence", threshold=3))
     assert absent.threshold == 0
