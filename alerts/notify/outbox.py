@@ -17,12 +17,22 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from alerts.models import AlertEvent, AlertState, Channel, Notification, NotificationStatus, Rule, State
+from alerts.models import (
+    AlertEvent,
+    AlertState,
+    Channel,
+    Notification,
+    NotificationStatus,
+    Rule,
+    Silence,
+    State,
+)
 from alerts.notify.message import (
     PAYLOAD_VERSION,
     Alert,
@@ -33,6 +43,7 @@ from alerts.notify.message import (
     group_key,
     group_labels,
 )
+from alerts.notify.silences import active_silences, in_mute_window, silenced_by
 
 log = logging.getLogger(__name__)
 
@@ -86,31 +97,44 @@ def enqueue(events: Sequence[AlertEvent], now: datetime | None = None) -> list[N
 
 
 def enqueue_reminders(now: datetime | None = None) -> list[Notification]:
-    """Re-send alerts still firing whose last notification on a channel is older than its repeat interval."""
+    """Notify again the alerts still firing that a channel has not heard about lately.
+
+    That is: its last notification there was delivered (or failed) longer than the repeat interval ago,
+    or it was muted and the mute window is over, or silenced and no silence matches any more. Alerts being
+    delivered, and alerts never notified on the channel (it was added later), are left alone.
+    """
     now = now or timezone.now()
-    queued: list[Notification] = []
-    firing_states = (
+    states = list(
         AlertState.objects.filter(state=State.FIRING, rule__enabled=True)
         .select_related("rule", "rule__tenant")
         .prefetch_related("rule__channels")
     )
+    if not states:
+        return []
+    through = Notification.events.through
+    latest = (
+        through.objects.filter(alertevent__rule_id__in={state.rule_id for state in states})
+        .exclude(notification__status=NotificationStatus.SUPPRESSED)
+        .values("notification__channel_id", "alertevent__rule_id", "alertevent__series")
+        .annotate(last=Max("notification_id"))
+    )
+    last_ids = {
+        (row["notification__channel_id"], row["alertevent__rule_id"], row["alertevent__series"]): row["last"]
+        for row in latest
+    }
+    notifications = Notification.objects.in_bulk(set(last_ids.values()))
+    silences: dict[Any, list[Silence]] = {}
+    queued: list[Notification] = []
     with transaction.atomic():
-        for state in firing_states:
+        for state in states:
             for channel in state.rule.channels.all():
-                interval = timedelta(seconds=channel.repeat_interval_seconds)
-                if not channel.enabled or (state.firing_since and now - state.firing_since < interval):
-                    continue  # firing for less than the interval: its first notification is recent enough
-                last = (
-                    Notification.objects.filter(
-                        channel=channel, events__rule_id=state.rule_id, events__series=state.series
-                    )
-                    .exclude(status=NotificationStatus.SUPPRESSED)
-                    .order_by("-created_at", "-id")
-                    .first()
-                )
-                if last is None or not last.firing:
-                    continue  # never notified here (e.g. channel added later), or resolved in between
-                if now - last.created_at < interval:
+                last = notifications.get(last_ids.get((channel.pk, state.rule_id, state.series), -1))
+                if (
+                    not channel.enabled
+                    or last is None
+                    or not last.firing
+                    or not _due_again(channel, state, last, now, silences)
+                ):
                     continue
                 event = (
                     AlertEvent.objects.filter(
@@ -125,6 +149,21 @@ def enqueue_reminders(now: datetime | None = None) -> list[Notification]:
                 key = group_key(channel.pk, state.rule_id, grouping)
                 queued.append(_queue_group(channel, state.rule, key, True, [event], now))
     return queued
+
+
+def _due_again(
+    channel: Channel, state: AlertState, last: Notification, now: datetime, silences: dict[Any, list[Silence]]
+) -> bool:
+    if last.status in (NotificationStatus.PENDING, NotificationStatus.SENDING):
+        return False
+    if last.status == NotificationStatus.MUTED:
+        return in_mute_window(channel.mute_windows or [], now) is None
+    if last.status == NotificationStatus.SILENCED:
+        if state.tenant_id not in silences:
+            silences[state.tenant_id] = active_silences(state.tenant_id, now)
+        labels = alert_labels(state.rule, state.rule.tenant.name, state.labels)
+        return silenced_by(silences[state.tenant_id], labels) is None
+    return now - last.created_at >= timedelta(seconds=channel.repeat_interval_seconds)
 
 
 def _labels_of(rule: Rule, event: AlertEvent) -> dict[str, str]:

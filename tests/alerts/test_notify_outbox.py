@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from alerts.models import ChannelKind, Notification, NotificationStatus, RuleSource, State
+from alerts.models import ChannelKind, Notification, NotificationStatus, RuleSource, Silence, State
 from alerts.notify import outbox
 from alerts.notify.message import Message
 from tests.alerts.notify_factories import T0, make_channel, make_rule, make_tenant, transition
@@ -193,3 +193,48 @@ def test_payload_carries_labels_values_and_summary() -> None:
         "description": "Payments fail.",
     }
     assert (alert.value, alert.threshold, alert.details) == (0.125, 0.05, {"requests": 40, "errors": 10})
+
+
+def test_muted_alert_still_firing_is_notified_when_the_window_ends() -> None:
+    tenant = make_tenant()
+    # T0 is Monday 12:00 UTC.
+    window = {"start": "11:00", "end": "12:30", "timezone": "UTC"}
+    channel = make_channel(tenant, url=URL, mute_windows=[window])
+    rule = make_rule(tenant, channel)
+    [muted] = outbox.enqueue([transition(rule, State.FIRING, series="s")], now=T0)
+    Notification.objects.filter(pk=muted.pk).update(status=NotificationStatus.MUTED)
+    assert outbox.enqueue_reminders(T0 + timedelta(minutes=29)) == []  # still inside the window
+    [after] = outbox.enqueue_reminders(T0 + timedelta(minutes=30))
+    assert after.firing
+    assert after.status == NotificationStatus.PENDING
+    assert after.dedup_key == muted.dedup_key
+
+
+def test_silenced_alert_still_firing_is_notified_when_the_silence_ends() -> None:
+    tenant = make_tenant()
+    channel = make_channel(tenant, url=URL)
+    rule = make_rule(tenant, channel)
+    Silence.objects.create(
+        tenant=tenant,
+        matchers=[{"name": "region", "value": "eu", "is_regex": False, "is_equal": True}],
+        starts_at=T0,
+        ends_at=T0 + timedelta(hours=1),
+    )
+    [silenced] = outbox.enqueue([transition(rule, State.FIRING, series="s", labels={"region": "eu"})], now=T0)
+    Notification.objects.filter(pk=silenced.pk).update(status=NotificationStatus.SILENCED)
+    assert outbox.enqueue_reminders(T0 + timedelta(minutes=59)) == []
+    [after] = outbox.enqueue_reminders(T0 + timedelta(hours=1))
+    assert Message.from_json(after.payload).alerts[0].labels["region"] == "eu"
+
+
+def test_alerts_in_delivery_or_never_notified_get_no_reminder() -> None:
+    tenant = make_tenant()
+    channel = make_channel(tenant, url=URL, repeat_interval_seconds=60)
+    rule = make_rule(tenant, channel)
+    outbox.enqueue([transition(rule, State.FIRING, series="s")], now=T0)  # still pending
+    assert outbox.enqueue_reminders(T0 + timedelta(hours=1)) == []
+    added_later = make_channel(tenant, url=URL, repeat_interval_seconds=60)
+    rule.channels.add(added_later)
+    Notification.objects.filter(rule=rule).update(status=NotificationStatus.DELIVERED, attempts=1)
+    reminders = outbox.enqueue_reminders(T0 + timedelta(hours=1))
+    assert [n.channel_id for n in reminders] == [channel.pk]
