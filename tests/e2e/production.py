@@ -936,23 +936,26 @@ def _drop_queues(client: Any) -> None:
 
 
 @contextlib.contextmanager
-def production_stack(root: Path, *, redis: bool = True) -> Iterator[ProductionStack]:
+def production_stack(root: Path, *, redis: bool = True, quiet: bool = False) -> Iterator[ProductionStack]:
     """A migrated fresh database and an empty stack (with Redis: a Redis database of its own); on exit
-    every process is stopped, its log printed (pytest shows it when the test failed) and the database
-    dropped."""
+    every process is stopped, its log printed (pytest shows it when the test failed; ``quiet``: only when
+    the block raised) and the database dropped."""
     admin = postgres_admin()
     with contextlib.ExitStack() as resources:
         redis_url = resources.enter_context(redis_database()) if redis else REDIS_URL
         database = f"ollystack_e2e_{secrets.token_hex(4)}"
         admin.execute(f'CREATE DATABASE "{database}"')
         stack = ProductionStack(root, database, redis_url)
+        failed = True
         try:
             stack.migrate()
             yield stack
+            failed = False
         finally:
             try:
                 stack.close()
-                print(stack.logs())
+                if failed or not quiet:
+                    print(stack.logs())
             finally:
                 admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
                 admin.close()
