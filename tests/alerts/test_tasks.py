@@ -340,3 +340,23 @@ def test_a_broker_that_is_down_is_logged_once_and_sending_goes_on(
     assert "error=Error 111 connecting to 127.0.0.1:6379. Connection refused." in caplog.text
     assert (wake.failed, wake.sent) == (2, 1)
     assert "alert evaluation wake-ups reach the broker again" in caplog.text
+
+
+def test_with_a_broker_ingest_wake_ups_travel_as_evaluate_tasks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ingestd's path, through the test profile's in-memory broker (the mode is forced, not the URL)."""
+    assert app.conf.broker_url == "memory://"
+    with app.connection_for_write() as conn, conn.SimpleQueue("celery") as queue:
+        queue.clear()
+        monkeypatch.setattr(runtime, "in_process", lambda: False)
+        try:
+            runtime.data_arrived(["tenant-2", "tenant-1"])
+            message = queue.get(timeout=WAIT)
+        finally:
+            sender, runtime._sender = runtime._sender, None
+            assert sender is not None
+            sender.stop()
+        message.ack()
+        assert message.headers["task"] == "alerts.evaluate"
+        assert message.headers["expires"] is not None  # a stale wake-up is dropped by the worker
+        args, kwargs, _ = message.payload
+        assert (args, kwargs) == ([["tenant-1", "tenant-2"]], {})
