@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 
 from alerts.models import AlertEvent, AlertState, Rule, RuleKind, State
 
@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 NOTIFIED = (State.FIRING, State.RESOLVED)
 ACTIVE = (State.PENDING, State.FIRING)
+VALUES_PER_STATEMENT = 400  # two bound parameters each, under every database's limit
 
 
 @dataclass(frozen=True)
@@ -130,6 +131,29 @@ _WRITTEN = [
 ]
 
 
+def _write_held(alerts: Sequence[AlertState], at: datetime) -> None:
+    """Alerts that stay pending or firing: the observation's time (and whether the condition held), in two
+    statements, and each one's value in one more. ``bulk_update`` builds an expression object per row and
+    field: ~0.7 s for 700 firing alerts, every second."""
+    held_true = [a.pk for a in alerts if a.last_true_at == at]
+    held_false = [a.pk for a in alerts if a.last_true_at != at]
+    if held_true:
+        AlertState.objects.filter(pk__in=held_true).update(evaluated_at=at, last_true_at=at)
+    if held_false:
+        AlertState.objects.filter(pk__in=held_false).update(evaluated_at=at)
+    table = connection.ops.quote_name(AlertState._meta.db_table)
+    for start in range(0, len(alerts), VALUES_PER_STATEMENT):
+        chunk = alerts[start : start + VALUES_PER_STATEMENT]
+        cases = " ".join("WHEN %s THEN %s" for _ in chunk)
+        marks = ", ".join("%s" for _ in chunk)
+        params: list[Any] = [x for a in chunk for x in (a.pk, a.value)]
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} SET value = CASE id {cases} END WHERE id IN ({marks})",
+                [*params, *(a.pk for a in chunk)],
+            )
+
+
 def apply_observations(
     rules: Sequence[Rule], observations: Sequence[Observation], at: datetime
 ) -> list[AlertEvent]:
@@ -158,7 +182,8 @@ def apply_observations(
 
         events: list[AlertEvent] = []
         created: list[AlertState] = []
-        changed: list[AlertState] = []
+        changed: list[AlertState] = []  # transitions: every field written
+        held: list[AlertState] = []  # still pending or firing: their value and times
         touched: list[int] = []
         for key, obs in observed.items():
             rule = by_id[key[0]]
@@ -171,19 +196,23 @@ def apply_observations(
             else:
                 alert = found
             was_active = alert.state in ACTIVE
+            labels_before = alert.labels
             event = _advance(rule, alert, obs, at)
             if event is not None:
                 events.append(event)
             if alert.pk is None:
                 continue
-            if event is not None or was_active or alert.state in ACTIVE:
+            if event is not None or (was_active and obs.labels and obs.labels != labels_before):
                 changed.append(alert)
+            elif was_active:
+                held.append(alert)
             else:
                 touched.append(alert.pk)  # quiet alerts: only the time of the observation is written
 
         AlertState.objects.bulk_create(created)
         if changed:
             AlertState.objects.bulk_update(changed, _WRITTEN)
+        _write_held(held, at)
         if touched:
             AlertState.objects.filter(pk__in=touched).update(evaluated_at=at)
         AlertEvent.objects.bulk_create(events)

@@ -16,23 +16,20 @@ only meets rows of the tenant it belongs to. Results hold only the rules that ha
 from __future__ import annotations
 
 import math
-import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ollystack.clickhouse import get_backend
-from ollystack.clickhouse.queries import select, time_range
 from ollystack.clickhouse.views import DIGEST
-from ollystack.telemetry.logs import text_filter
+from ollystack.telemetry.logs import text_condition
 
 NS = 1_000_000_000
 HISTORY_MINUTES = 60
 MIN_HISTORY_SAMPLES = 3
-LOG_RULES_PER_STATEMENT = 50
+LOG_RULES_PER_STATEMENT = 200
 FIGURES = ("error_rate", "request_rate", "latency")
 _MERGE = DIGEST.split("(", 1)[0] + "MergeIf"  # quantilesTDigestWeightedMergeIf
-_PARAM = re.compile(r"\{(\w+):")
 
 
 @dataclass(frozen=True)
@@ -313,58 +310,72 @@ def red_history_of_tenants(rules: Mapping[str, Sequence[RedRule]], now_ns: int) 
 # --- log windows -------------------------------------------------------------------------------------------
 
 
-def _renamed(sql: str, params: dict[str, Any], rename: Callable[[str], str]) -> tuple[str, dict[str, Any]]:
-    sql = _PARAM.sub(lambda m: "{" + rename(m.group(1)) + ":", sql)
-    return sql, {rename(k): v for k, v in params.items()}
-
-
-def _log_part(
-    n: int, tenant_id: str, rule: LogRule, now_ns: int, shared_tenant: bool
-) -> tuple[str, dict[str, Any]]:
-    end_ns = (_second(now_ns) + 1) * NS
-    query = select(
-        "logs",
-        tenant_id,
-        [
-            "{rule_id:UInt64} AS rule_id",
-            "count() AS records",
-            "toUnixTimestamp64Nano(max(timestamp)) AS last_ns",
-            "argMax(body, timestamp) AS example",
-        ],
-    )
-    query = time_range(query, "timestamp", end_ns - int(rule.window_seconds) * NS, end_ns)
+def _log_condition(n: int, tenant_id: str | None, rule: LogRule, end_ns: int) -> tuple[str, dict[str, Any]]:
+    """Rule ``n``'s records: its tenant (``None``: the statement's only one), window, severity and words."""
+    parts = [f"timestamp >= fromUnixTimestamp64Nano({{start_{n}:Int64}}, 'UTC')"]
+    params: dict[str, Any] = {f"start_{n}": end_ns - int(rule.window_seconds) * NS}
+    if tenant_id is not None:
+        parts.insert(0, f"tenant_id = {{tenant_{n}:String}}")
+        params[f"tenant_{n}"] = tenant_id
     if rule.min_severity:
-        query = query.filter("severity_number >= {min_severity:Int32}", min_severity=int(rule.min_severity))
+        parts.append(f"severity_number >= {{severity_{n}:Int32}}")
+        params[f"severity_{n}"] = int(rule.min_severity)
     if rule.text:
-        query = text_filter(query, rule.text)
-    sql, params = query.sql()
-    params["rule_id"] = rule.rule_id
-    keep = {"tenant_id"} if shared_tenant else set()
-    return _renamed(sql + "\nHAVING records > 0", params, lambda k: k if k in keep else f"{k}_{n}")
+        words, word_params = text_condition(rule.text, prefix=f"r{n}_")
+        parts.append(words)
+        params |= word_params
+    return " AND ".join(f"({p})" for p in parts), params
 
 
-def _log_windows(pairs: Sequence[tuple[str, LogRule]], now_ns: int, shared_tenant: bool) -> list[LogWindow]:
+def _log_windows(
+    tenants: Sequence[str] | str, pairs: Sequence[tuple[str, LogRule]], now_ns: int
+) -> list[LogWindow]:
+    """One scan of the logs per ``LOG_RULES_PER_STATEMENT`` rules: the records of every rule's tenant in
+    the longest window, each rule counted by its own condition (-If aggregates); the rules' conditions
+    OR-ed in the WHERE clause let the token index skip granules that hold none of the words."""
     out = []
+    end_ns = (_second(now_ns) + 1) * NS
+    shared = isinstance(tenants, str)
     for start in range(0, len(pairs), LOG_RULES_PER_STATEMENT):
-        parts = [
-            _log_part(n, tenant, rule, now_ns, shared_tenant)
-            for n, (tenant, rule) in enumerate(pairs[start : start + LOG_RULES_PER_STATEMENT])
-        ]
-        sql = "\nUNION ALL\n".join(f"({part})" for part, _ in parts)
-        params: dict[str, Any] = {}
-        for _, p in parts:
-            params |= p
-        for rule_id, records, last_ns, example in get_backend().query(sql, params).rows:
-            out.append(LogWindow(int(rule_id), int(records), int(last_ns), example))
+        chunk = pairs[start : start + LOG_RULES_PER_STATEMENT]
+        longest = max(int(rule.window_seconds) for _, rule in chunk)
+        condition, params = _tenant_condition(
+            "tenant_id", tenants if shared else sorted({t for t, _ in chunk})
+        )
+        columns, matches = [], []
+        for n, (tenant, rule) in enumerate(chunk):
+            match, match_params = _log_condition(n, None if shared else tenant, rule, end_ns)
+            params |= match_params
+            matches.append(match)
+            columns.append(
+                f"countIf({match}), toUnixTimestamp64Nano(maxIf(timestamp, {match})),"
+                f" argMaxIf(body, timestamp, {match})"
+            )
+        sql = f"""SELECT {", ".join(columns)}
+FROM logs
+WHERE ({condition})
+  AND timestamp >= fromUnixTimestamp64Nano({{start_ns:Int64}}, 'UTC')
+  AND timestamp < fromUnixTimestamp64Nano({{end_ns:Int64}}, 'UTC')
+  AND ({" OR ".join(matches)})"""
+        params |= {"start_ns": end_ns - longest * NS, "end_ns": end_ns}
+        rows = get_backend().query(sql, params).rows
+        if not rows:
+            continue
+        row = rows[0]
+        for n, (_, rule) in enumerate(chunk):
+            records, last_ns, example = row[3 * n : 3 * n + 3]
+            if int(records) > 0:
+                out.append(LogWindow(rule.rule_id, int(records), int(last_ns), example))
     return out
 
 
 def log_windows(tenant_id: str, rules: Sequence[LogRule], now_ns: int) -> list[LogWindow]:
     """Log records matching each rule over its window ending with the second of ``now_ns``."""
-    return _log_windows([(_check(tenant_id), r) for r in rules], now_ns, shared_tenant=True)
+    return _log_windows(_check(tenant_id), [(tenant_id, r) for r in rules], now_ns)
 
 
 def log_windows_of_tenants(rules: Mapping[str, Sequence[LogRule]], now_ns: int) -> list[LogWindow]:
     """:func:`log_windows` for the rules of many tenants, ``LOG_RULES_PER_STATEMENT`` rules a statement
-    (each rule a part of its own, so that the token index skips granules for its words)."""
-    return _log_windows([(_check(t), r) for t, r in _flatten(rules)], now_ns, shared_tenant=False)
+    (one scan of the tenants' logs, each rule counted by its own condition)."""
+    pairs = [(_check(t), r) for t, r in _flatten(rules)]
+    return _log_windows(sorted({t for t, _ in pairs}), pairs, now_ns)

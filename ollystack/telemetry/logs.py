@@ -82,12 +82,19 @@ def text_filter(query: Select, text: str) -> Select:
     """Records whose body holds every word of ``text`` as a whole word (and ``text`` itself, when it is more
     than one word). Whole words let the token bloom filter on ``body`` skip almost every granule: a rare id
     is found among millions of records without reading their bodies."""
+    condition, params = text_condition(text)
+    return query.filter(condition, **params)
+
+
+def text_condition(text: str, prefix: str = "") -> tuple[str, dict[str, Any]]:
+    """The condition of :func:`text_filter` and its parameters (named with ``prefix``)."""
     words = list(dict.fromkeys(_TOKEN.findall(text)))[:MAX_TEXT_TOKENS]
-    for n, word in enumerate(words):
-        query = query.filter(f"hasToken(body, {{word_{n}:String}})", **{f"word_{n}": word})
+    parts = [f"hasToken(body, {{{prefix}word_{n}:String}})" for n in range(len(words))]
+    params: dict[str, Any] = {f"{prefix}word_{n}": word for n, word in enumerate(words)}
     if words != [text]:
-        query = query.filter("position(body, {body_text:String}) > 0", body_text=text)
-    return query
+        parts.append(f"position(body, {{{prefix}body_text:String}}) > 0")
+        params[f"{prefix}body_text"] = text
+    return " AND ".join(parts), params
 
 
 def body_json(row: dict[str, Any]) -> dict[str, Any]:
