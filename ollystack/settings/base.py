@@ -191,9 +191,15 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True  # a task whose worker dies is delivered again
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A tick still queued when the next one is due is dropped (expires), so a slow or stopped worker does not
+# come back to a backlog of evaluations of moments that have passed.
 CELERY_BEAT_SCHEDULE = {
-    "alerts-evaluate": {"task": "alerts.evaluate", "schedule": float(OLLYSTACK_ALERT_EVALUATION_SECONDS)},
-    "alerts-deliver": {"task": "alerts.deliver", "schedule": 1.0},
+    "alerts-evaluate": {
+        "task": "alerts.evaluate",
+        "schedule": float(OLLYSTACK_ALERT_EVALUATION_SECONDS),
+        "options": {"expires": float(OLLYSTACK_ALERT_EVALUATION_SECONDS)},
+    },
+    "alerts-deliver": {"task": "alerts.deliver", "schedule": 1.0, "options": {"expires": 1.0}},
 }
 
 # Channels (WebSockets: live alert states, live tail): in-process layer; Redis in production.
