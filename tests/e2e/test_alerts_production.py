@@ -1,8 +1,9 @@
 """Alerting in the production profile, with every process real and separate (``tests/e2e/production.py``):
 the engine host, ingestd, a Celery worker, Celery beat and the web app, on PostgreSQL and Redis.
 
-- an error burst through ingestd fires the rule; the webhook gets exactly one, verifiably signed, firing
-  notification while later evaluations keep seeing the condition;
+- an error burst through ingestd fires the rule; a signed-in browser's WebSocket on the web process sees
+  the transition the worker made (Redis channel layer); the webhook gets exactly one, verifiably signed,
+  firing notification while later evaluations keep seeing the condition;
 - the worker killed with SIGKILL while it evaluates (many rules: the tick that fires them all is long) and
   restarted: no transition is lost (every rule fires, each exactly once) and no alert is notified twice;
 - a target that is down: retried with growing delays, then FAILED, visible through the REST API.
@@ -24,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from websockets.sync.client import connect
+from websockets.typing import Origin
 
 from tests.alerts.recorder import RecordedRequest, Recorder, refused_url
 from tests.e2e.production import (
@@ -34,6 +37,7 @@ from tests.e2e.production import (
     start_alerting,
     wait_until,
 )
+from tests.e2e.test_alerts_embedded import LiveStates
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis]
 
@@ -101,8 +105,26 @@ def test_an_error_burst_through_ingestd_fires_the_rule_and_the_webhook_gets_one_
     secret = secrets.token_urlsafe(24)
     channel = webhook_channel(alerting, hook.url + HOOK, secret)
     rule = error_rate_rule(alerting, "checkout failing", channel)
+    stack.create_superuser()
+    browser = alerting.web.admin()
 
-    alerting.send_errors(20, SERVICE)
+    # a browser's live view, on the web process: the transition comes from the worker through Redis
+    with connect(
+        f"ws://127.0.0.1:{alerting.web.port}/ws/alerts/?tenant={alerting.tenant.name}",
+        origin=Origin(alerting.web.url),
+        additional_headers={"Cookie": f"sessionid={browser.cookies['sessionid']}"},
+        open_timeout=10,
+    ) as socket:
+        live = LiveStates(socket)
+        alerting.send_errors(20, SERVICE)
+        change = live.next_change()
+        live.close()
+    assert (change["type"], change["rule_id"], change["from"], change["to"]) == (
+        "alert.state",
+        rule,
+        "inactive",
+        "firing",
+    ), change
 
     first = wait_until(lambda: notifications_with(hook, "firing"), 30, "a firing notification")[0]
     fired = wait_until(lambda: alerting.api.get(f"/api/v1/alerts/states?rule={rule}")["alerts"], 10, "state")
