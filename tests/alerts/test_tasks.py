@@ -199,9 +199,10 @@ def test_the_tasks_are_registered_and_run_evaluation_and_delivery(
 
 @pytest.mark.django_db(transaction=True)
 def test_stored_data_wakes_the_in_process_evaluator_which_wakes_delivery(
-    tmp_path: Path, clickhouse: Backend
+    tmp_path: Path, clickhouse: Backend, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Ticks an hour apart: only the ingest wake-up and the transition's delivery kick can notify."""
+    caplog.set_level(logging.ERROR, logger="alerts.runtime")
     with Recorder() as target:
         tenant_id, rule_id = checkout_errors_rule(target)
         sched = InProcessScheduler(interval=3600, delivery_interval=3600)
@@ -223,7 +224,12 @@ def test_stored_data_wakes_the_in_process_evaluator_which_wakes_delivery(
         assert request.json["status"] == "firing"
         assert [alert["labels"]["alertname"] for alert in request.json["alerts"]] == ["checkout errors"]
         assert AlertState.objects.get(rule_id=rule_id).state == State.FIRING
-        assert (sched.evaluator.errors, sched.dispatcher.errors) == (0, 0)
+        # The test database is SQLite in memory with a shared cache, where a writer meeting the other
+        # thread's lock fails at once ("database table is locked") instead of waiting as on a database file
+        # (serve's) or PostgreSQL: such a run is retried by the next wake-up or tick. Nothing else may fail.
+        failures = [repr(r.exc_info[1] if r.exc_info else r.msg) for r in caplog.records]
+        assert len(failures) == sched.evaluator.errors + sched.dispatcher.errors
+        assert [f for f in failures if "database table is locked" not in f] == []
 
 
 # --- the ingest hook -------------------------------------------------------------------------------------
