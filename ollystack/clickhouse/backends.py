@@ -136,7 +136,7 @@ class Backend:
         return {str(tenant): int(count) for tenant, count in result.rows}
 
 
-def _settings_clause(settings: Settings | None) -> str:
+def settings_clause(settings: Settings | None) -> str:
     if not settings:
         return ""
     parts = []
@@ -231,6 +231,25 @@ def schema_sent_along(signal: Signal) -> dict[str, str]:
 ENGINE_SETTINGS = "background_pool_size=2"
 
 
+def arrow_result(table: Any) -> QueryResult:
+    """Rows of an Arrow table as Python values (the types every backend returns)."""
+    columns = list(table.column_names)
+    data = [table.column(i).to_pylist() for i in range(len(columns))]
+    return QueryResult(columns, list(zip(*data, strict=True)) if data else [])
+
+
+def json_compact_result(document_bytes: bytes) -> QueryResult:
+    """A ``JSONCompact`` answer with the engine's statistics (rows read, elapsed)."""
+    document = json.loads(document_bytes)
+    stats = document.get("statistics", {})
+    return QueryResult(
+        [column["name"] for column in document["meta"]],
+        [tuple(row) for row in document["data"]],
+        rows_read=int(stats.get("rows_read", 0)),
+        elapsed_s=float(stats.get("elapsed", 0.0)),
+    )
+
+
 class EmbeddedBackend(Backend):
     """chdb: the ClickHouse engine inside this process, data on local disk.
 
@@ -293,14 +312,18 @@ class EmbeddedBackend(Backend):
             self._sessions.put(sess)
 
     def _run(self, sql: str, params: Params | None, settings: Settings | None, fmt: str) -> Any:
-        text = sql + _settings_clause(settings)
         bound = {k: format_param(v) for k, v in (params or {}).items()}
+        return self.run_text(sql + settings_clause(settings), fmt, bound, raw=fmt == "CSV")
+
+    def run_text(self, text: str, fmt: str, bound: Mapping[str, str], raw: bool = False) -> Any:
+        """One statement on a session, its values already in ClickHouse's text form (``param_*`` arguments
+        of the HTTP interface arrive so). ``raw``: the engine's result object (``.bytes()``), unconverted."""
         with self._session() as sess:
             try:
                 return (
-                    sess._conn._conn.query(text, fmt, params=bound)
-                    if fmt == "CSV"
-                    else sess.query(text, fmt, params=bound)
+                    sess._conn._conn.query(text, fmt, params=dict(bound))
+                    if raw
+                    else sess.query(text, fmt, params=dict(bound))
                 )
             except RuntimeError as exc:
                 # A query that fails while streaming leaves part of its output in the session, prepended to
@@ -310,10 +333,7 @@ class EmbeddedBackend(Backend):
                 raise QueryError(str(exc)) from None
 
     def query(self, sql: str, params: Params | None = None, settings: Settings | None = None) -> QueryResult:
-        table = self._run(sql, params, settings, "ArrowTable")
-        columns = list(table.column_names)
-        data = [table.column(i).to_pylist() for i in range(len(columns))]
-        return QueryResult(columns, list(zip(*data, strict=True)) if data else [])
+        return arrow_result(self._run(sql, params, settings, "ArrowTable"))
 
     def command(self, sql: str, params: Params | None = None, settings: Settings | None = None) -> None:
         self._run(sql, params, settings, "CSV")
@@ -321,14 +341,7 @@ class EmbeddedBackend(Backend):
     def query_with_stats(
         self, sql: str, params: Params | None = None, settings: Settings | None = None
     ) -> QueryResult:
-        document = json.loads(self._run(sql, params, settings, "JSONCompact").bytes())
-        stats = document.get("statistics", {})
-        return QueryResult(
-            [column["name"] for column in document["meta"]],
-            [tuple(row) for row in document["data"]],
-            rows_read=int(stats.get("rows_read", 0)),
-            elapsed_s=float(stats.get("elapsed", 0.0)),
-        )
+        return json_compact_result(self._run(sql, params, settings, "JSONCompact").bytes())
 
     def segment_source(self, signal: Signal, path: Path) -> tuple[str, dict[str, str]]:
         source = f"file({_literal(str(Path(path).resolve()))}, 'Protobuf', {_literal(_structure(signal))})"
@@ -521,12 +534,7 @@ class HttpBackend(Backend):
         import pyarrow as pa
 
         body = self._post(sql, params, settings, "ArrowStream")
-        if not body:
-            return QueryResult()
-        table = pa.ipc.open_stream(body).read_all()
-        columns = list(table.column_names)
-        data = [table.column(i).to_pylist() for i in range(len(columns))]
-        return QueryResult(columns, list(zip(*data, strict=True)) if data else [])
+        return arrow_result(pa.ipc.open_stream(body).read_all()) if body else QueryResult()
 
     def command(self, sql: str, params: Params | None = None, settings: Settings | None = None) -> None:
         self._post(sql, params, settings, None)
@@ -534,14 +542,7 @@ class HttpBackend(Backend):
     def query_with_stats(
         self, sql: str, params: Params | None = None, settings: Settings | None = None
     ) -> QueryResult:
-        document = json.loads(self._post(sql, params, settings, "JSONCompact"))
-        stats = document.get("statistics", {})
-        return QueryResult(
-            [column["name"] for column in document["meta"]],
-            [tuple(row) for row in document["data"]],
-            rows_read=int(stats.get("rows_read", 0)),
-            elapsed_s=float(stats.get("elapsed", 0.0)),
-        )
+        return json_compact_result(self._post(sql, params, settings, "JSONCompact"))
 
     def segment_source(self, signal: Signal, path: Path) -> tuple[str, dict[str, str]]:
         source = inline_source(signal, Path(path).read_bytes())

@@ -24,7 +24,6 @@ import os
 import re
 import signal
 import threading
-from contextlib import suppress
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -34,7 +33,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ollystack.clickhouse import EmbeddedBackend, EngineLockedError, QueryError
-from ollystack.clickhouse.backends import _settings_clause
+from ollystack.clickhouse.backends import settings_clause
 
 log = logging.getLogger("ollystack.clickhouse.http")
 
@@ -66,14 +65,7 @@ _TRAILING_FORMAT = re.compile(r"\s+FORMAT\s+\w+\s*$", re.IGNORECASE)
 def run_statement(engine: EmbeddedBackend, sql: str, params: dict[str, str], fmt: str) -> bytes:
     """One statement on one of the engine's sessions; ``params`` are already in ClickHouse's text form
     (``param_*`` arguments), so they go to the engine as they came."""
-    with engine._session() as sess:
-        try:
-            return bytes(sess._conn._conn.query(sql, fmt, params=params).bytes())
-        except RuntimeError as exc:
-            # as in EmbeddedBackend._run: a failed streaming query leaves output behind in the session
-            with suppress(Exception):
-                sess.query("SELECT 1", "CSV")
-            raise QueryError(str(exc)) from None
+    return bytes(engine.run_text(sql, fmt, params, raw=True).bytes())
 
 
 class EngineRequestHandler(BaseHTTPRequestHandler):
@@ -118,7 +110,7 @@ class EngineRequestHandler(BaseHTTPRequestHandler):
         sql = fixed.get("query", "")
         if sql and data:
             # INSERT … FORMAT X in the URL, its rows in the body; settings go before the FORMAT clause
-            clause = _settings_clause(engine_settings)
+            clause = settings_clause(engine_settings)
             head = _TRAILING_FORMAT.search(sql)
             sql = f"{sql[: head.start()]}{clause}{head.group(0)}" if head else sql + clause
             sql, engine_settings = f"{sql}\n{data}", {}
@@ -130,7 +122,7 @@ class EngineRequestHandler(BaseHTTPRequestHandler):
             )
             return
         try:
-            output = run_statement(self.server.engine, sql + _settings_clause(engine_settings), params, fmt)
+            output = run_statement(self.server.engine, sql + settings_clause(engine_settings), params, fmt)
         except QueryError as exc:
             message = str(exc)
             code = _CODE.search(message)
