@@ -41,6 +41,7 @@ from alerts.models import (
     Silence,
     State,
 )
+from alerts.notify.silences import matcher_matches
 
 log = logging.getLogger(__name__)
 
@@ -696,10 +697,9 @@ def matchers_from_json(items: Any) -> tuple[Matcher, ...]:
 
 
 def matches(matcher: Matcher, labels: Mapping[str, str]) -> bool:
-    """Alertmanager's semantics: a missing label is the empty string; regular expressions are anchored."""
-    value = labels.get(matcher.name, "")
-    hit = re.fullmatch(matcher.value, value) is not None if matcher.is_regex else value == matcher.value
-    return hit == matcher.is_equal
+    """Alertmanager's semantics (the dispatcher's matcher): a missing label is the empty string; regular
+    expressions are anchored."""
+    return matcher_matches(matcher.as_json(), labels)
 
 
 def check_silence(spec: SilenceSpec, now: datetime | None = None) -> SilenceSpec:
