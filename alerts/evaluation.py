@@ -114,11 +114,15 @@ class _Run:
             self.timings[source] = self.timings.get(source, 0.0) + time.perf_counter() - started
 
     def observe(
-        self, rule: Rule, value: float | None, condition: bool, details: dict[str, Any], **kw: Any
+        self,
+        rule: Rule,
+        value: float | None,
+        condition: bool,
+        details: dict[str, Any],
+        labels: dict[str, str] | None = None,
+        series: str = "",
     ) -> None:
-        labels: dict[str, str] = kw.get("labels", {})
-        series = kw.get("series", "")
-        self.observations.append(Observation(rule.id, series, labels, value, condition, details))
+        self.observations.append(Observation(rule.id, series, labels or {}, value, condition, details))
 
     def seconds_since(self, last_ns: int | None) -> float | None:
         return None if last_ns is None else max(0.0, (self.now_ns - last_ns) / NS)
@@ -138,9 +142,11 @@ class _Run:
         anomaly = [r for r in rules if r.kind == RuleKind.ANOMALY]
         histories: dict[int, aq.History] = {}
         if anomaly:
-            anomaly_by_tenant: dict[str, list[aq.RedRule]] = defaultdict(list)
-            for rule in anomaly:
-                anomaly_by_tenant[str(rule.tenant_id)].append(_red_rule(rule))
+            anomaly_ids = {rule.id for rule in anomaly}
+            anomaly_by_tenant = {
+                tenant: [spec for spec in own if spec.rule_id in anomaly_ids]
+                for tenant, own in by_tenant.items()
+            }
             history = self.timed(
                 "red_history", anomaly, 1, lambda: aq.red_history_of_tenants(anomaly_by_tenant, self.now_ns)
             )
@@ -148,9 +154,10 @@ class _Run:
                 rules = [r for r in rules if r.kind != RuleKind.ANOMALY]
             else:
                 histories = {h.rule_id: h for h in history}
+        specs = {spec.rule_id: spec for own in by_tenant.values() for spec in own}
         for rule in rules:
             window = found.get(rule.id)
-            spec = _red_rule(rule)
+            spec = specs[rule.id]
             value = aq.red_value(spec, window)
             details: dict[str, Any] = {
                 "figure": spec.figure,
