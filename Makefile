@@ -26,12 +26,19 @@ $(VENV)/.dev: $(VENV)/.runtime $(REQ)/dev.txt
 	$(BIN)/pip install --quiet -r $(REQ)/base.txt -r $(REQ)/prod.txt -r $(REQ)/dev.txt
 	@touch $@
 
-run: $(VENV)/.runtime
+# Browser libraries of the UI (package.json, pinned by package-lock.json), served from node_modules.
+node_modules/.installed: package.json package-lock.json
+	@command -v npm >/dev/null || { echo "installing Debian packages: nodejs npm"; $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null; }
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+run: $(VENV)/.runtime node_modules/.installed
 	$(BIN)/python manage.py serve
 
 # Programs the tests run as real counterparts: Prometheus (PromQL results are compared with its answers),
-# Alertmanager (alert notifications are delivered to it).
-SYSTEM_PACKAGES := prometheus prometheus-alertmanager
+# Alertmanager (alert notifications are delivered to it), Chromium (the UI tests drive it with Playwright).
+SYSTEM_PACKAGES := prometheus prometheus-alertmanager chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 system-packages:
@@ -42,10 +49,10 @@ system-packages:
 	    $(SUDO) apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
-test: $(VENV)/.dev system-packages lint
+test: $(VENV)/.dev node_modules/.installed system-packages lint
 	$(BIN)/pytest
 
-test-fast: $(VENV)/.dev
+test-fast: $(VENV)/.dev node_modules/.installed
 	$(BIN)/pytest -m "not e2e and not browser"
 
 lint: $(VENV)/.dev
@@ -57,7 +64,7 @@ format: $(VENV)/.dev
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: $(VENV)/.dev system-packages
+bench: $(VENV)/.dev node_modules/.installed system-packages
 	$(BIN)/python -m bench
 
 # Re-pin after editing requirements/*.in.
@@ -67,4 +74,4 @@ requirements: $(VENV)/.dev
 	  && ../$(BIN)/pip-compile -q --strip-extras --no-header dev.in -o dev.txt
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) node_modules .mypy_cache .ruff_cache .pytest_cache

@@ -1,4 +1,4 @@
-"""Top-level URLs: start page, health, admin, REST API and its schema."""
+"""Top-level URLs: the UI, sign-in, start page, health, admin, REST API and its schema."""
 
 from django.contrib import admin
 from django.urls import include, path
@@ -9,7 +9,8 @@ from ollystack.telemetry.api import self_metrics
 from ollystack.telemetry.api.graphql import GraphQLEndpoint
 
 urlpatterns = [
-    path("", views.home, name="home"),
+    path("start/", views.home, name="home"),
+    path("accounts/", include("allauth.urls")),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),
@@ -21,4 +22,5 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("graphql/", GraphQLEndpoint.as_view(), name="graphql"),
     path("metrics", self_metrics.metrics, name="self-metrics"),
+    path("", include("ollystack.ui.urls")),
 ]

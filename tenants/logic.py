@@ -762,6 +762,17 @@ def set_membership(tenant: Tenant | str | uuid.UUID, user: User, role: str) -> N
     log.info("membership set tenant=%s user_id=%s role=%s", target.name, user.pk, role)
 
 
+def user_tenants(user: User) -> list[tuple[str, str]]:
+    """(name, role) of each active tenant the user may act for, by name; superusers act as owner anywhere."""
+    roles = dict(
+        Membership.objects.filter(user_id=user.pk, tenant__is_active=True).values_list("tenant__name", "role")
+    )
+    if getattr(user, "is_superuser", False):
+        for name in Tenant.objects.filter(is_active=True).values_list("name", flat=True):
+            roles.setdefault(name, Role.OWNER.value)
+    return sorted(roles.items())
+
+
 def tenant_for_user(user: User, tenant_name: str | None = None) -> TenantRef:
     """The tenant a signed-in user acts for: their only one, or the one they name."""
     access = access_for_user(user, tenant_name)
