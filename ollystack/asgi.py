@@ -17,10 +17,13 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from alerts.routing import websocket_urlpatterns as alert_routes  # noqa: E402
+from ollystack.telemetry.routing import websocket_urlpatterns as telemetry_routes  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_application,
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter([*alert_routes]))),
+        "websocket": AllowedHostsOriginValidator(
+            AuthMiddlewareStack(URLRouter([*alert_routes, *telemetry_routes]))
+        ),
     }
 )

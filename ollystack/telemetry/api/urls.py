@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from ollystack.telemetry.api import sql, views
+from ollystack.telemetry.api import dashboards, log_views, series, sql, views
 
 urlpatterns = [
     path("traces", views.TraceSearchView.as_view(), name="api-trace-search"),
@@ -17,4 +17,7 @@ urlpatterns = [
     path("errors", views.ErrorsView.as_view(), name="api-errors"),
     path("topology", views.TopologyView.as_view(), name="api-topology"),
     path("sql", sql.SqlView.as_view(), name="api-sql"),
+    *series.urlpatterns,
+    *log_views.urlpatterns,
+    *dashboards.urlpatterns,
 ]

@@ -1,0 +1,7 @@
+"""Dashboards: CRUD of saved dashboards and their panels."""
+
+from __future__ import annotations
+
+from django.urls import URLPattern
+
+urlpatterns: list[URLPattern] = []

@@ -1,0 +1,1 @@
+"""Live views over WebSockets (Channels): the log tail and dashboards that update themselves."""

@@ -1,0 +1,10 @@
+"""WebSocket consumer (placeholder until it lands)."""
+
+from __future__ import annotations
+
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+
+class LiveTailConsumer(AsyncJsonWebsocketConsumer):
+    async def connect(self) -> None:
+        await self.close(code=4404)
