@@ -123,7 +123,28 @@ def log_json(row: dict[str, Any]) -> dict[str, Any]:
 
 def search_logs(tenant_id: str, query: LogQuery) -> LogPage:
     limit = max(1, min(int(query.limit), MAX_LIMIT))
-    q = time_range(select("logs", tenant_id, LOG_COLUMNS), "timestamp", query.start_ns, query.end_ns)
+    q = log_filters(select("logs", tenant_id, LOG_COLUMNS), query)
+    if query.cursor:
+        time_ns, record_id = decode_cursor(query.cursor)
+        q = q.filter(
+            "(timestamp, record_id) < "
+            "(fromUnixTimestamp64Nano({cursor_ns:Int64}, 'UTC'), {cursor_id:UInt64})",
+            cursor_ns=time_ns,
+            cursor_id=record_id,
+        )
+    sql, params = q.ordered("timestamp DESC, record_id DESC").limited(limit + 1).sql()
+    rows = get_backend().query(sql, params).as_dicts()
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = encode_cursor(int(rows[-1]["time_ns"]), rows[-1]["record_id"])
+    return LogPage([log_json(r) for r in rows], next_cursor)
+
+
+def log_filters(q: Select, query: LogQuery) -> Select:
+    """``q`` (a select on ``logs``) restricted to the records ``query`` asks for, cursor aside: the log
+    search, its histogram and the live tail filter alike."""
+    q = time_range(q, "timestamp", query.start_ns, query.end_ns)
     if query.service is not None:
         q = q.filter("service_name = {service:String}", service=query.service)
     if query.severity_min is not None:
@@ -141,18 +162,4 @@ def search_logs(tenant_id: str, query: LogQuery) -> LogPage:
         if not _HEX.fullmatch(query.trace_id):
             raise ValueError(f"trace id {query.trace_id!r} is not 32 hexadecimal characters")
         q = q.filter("trace_id = unhex({trace_id:String})", trace_id=query.trace_id)
-    if query.cursor:
-        time_ns, record_id = decode_cursor(query.cursor)
-        q = q.filter(
-            "(timestamp, record_id) < "
-            "(fromUnixTimestamp64Nano({cursor_ns:Int64}, 'UTC'), {cursor_id:UInt64})",
-            cursor_ns=time_ns,
-            cursor_id=record_id,
-        )
-    sql, params = q.ordered("timestamp DESC, record_id DESC").limited(limit + 1).sql()
-    rows = get_backend().query(sql, params).as_dicts()
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = encode_cursor(int(rows[-1]["time_ns"]), rows[-1]["record_id"])
-    return LogPage([log_json(r) for r in rows], next_cursor)
+    return q
