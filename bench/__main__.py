@@ -1,6 +1,6 @@
 """`python -m bench` — run the benchmarks and print the figures (also written under var/bench/).
 
-    python -m bench                          ingest, storage, queries, promql and alerts, in that order
+    python -m bench                          all of them, in the order of BENCHMARKS below
     python -m bench --only queries           some of them
     python -m bench --skip ingest
     python -m bench --only queries -- --spans 1000000    arguments after -- go to the one benchmark run
@@ -26,6 +26,7 @@ BENCHMARKS = {
     "promql": "PromQL endpoints against a real Prometheus on the same samples",
     "alerts": "alert latency: OTLP error burst to webhook notification, embedded and production profiles",
     "alerts_eval": "alert evaluation throughput: 1 000 rules of a realistic mix, PromQL rules apart",
+    "ui": "browser UI on 10 M spans: server time of every page's responses, drawing a 5 000-span trace",
 }
 
 
