@@ -29,6 +29,7 @@ from rest_framework.test import APIClient
 from rest_framework.views import APIView
 
 from alerts import logic as alert_logic
+from ollystack.telemetry import dashboards as dashboard_logic
 from tenants import auth, logic
 from tenants.models import Tenant
 from tenants.permissions import TenantPermission, required_permission
@@ -57,6 +58,10 @@ TABLE: dict[str, str] = {
     "GET /api/v1/errors":                                    "200 200 200 200 403 401 | 200 403 200 403",
     "GET /api/v1/topology":                                  "200 200 200 200 403 401 | 200 403 200 403",
     "POST /api/v1/sql":                                      "200 200 200 200 403 401 | 200 403 200 403",
+    "GET /api/v1/services/series":                           "200 200 200 200 403 401 | 200 403 200 403",
+    "GET /api/v1/services/<str:service>/series":             "200 200 200 200 403 401 | 200 403 200 403",
+    "GET /api/v1/services/<str:service>/slowest":            "200 200 200 200 403 401 | 200 403 200 403",
+    "GET /api/v1/logs/histogram":                            "200 200 200 200 403 401 | 200 403 200 403",
     "GET /api/v1/usage":                                     "200 200 200 200 403 401 | 200 403 200 403",
     "GET /graphql/":                                         "200 200 200 200 403 401 | 200 403 200 403",
     "POST /graphql/":                                        "200 200 200 200 403 401 | 200 403 200 403",
@@ -113,6 +118,12 @@ TABLE: dict[str, str] = {
     "GET /api/v1/alerts/states":                             "200 200 200 200 403 401 | 200 403 200 403",
     "GET /api/v1/alerts/events":                             "200 200 200 200 403 401 | 200 403 200 403",
     "GET /api/v1/alerts/notifications":                      "200 200 200 200 403 401 | 200 403 200 403",
+    # dashboards: members read, editors and up (and write keys) change them
+    "GET /api/v1/dashboards":                                "200 200 200 200 403 401 | 200 403 200 403",
+    "POST /api/v1/dashboards":                               "201 201 201 403 403 401 | 403 201 201 403",
+    "GET /api/v1/dashboards/<int:dashboard_id>":             "200 200 200 200 403 401 | 200 403 200 403",
+    "PUT /api/v1/dashboards/<int:dashboard_id>":             "200 200 200 403 403 401 | 403 200 200 403",
+    "DELETE /api/v1/dashboards/<int:dashboard_id>":          "204 204 204 403 403 401 | 403 204 204 403",
 }  # fmt: skip
 
 
@@ -166,6 +177,17 @@ def _rule(w: World) -> int:
 def _channel(w: World, url: str = "https://example.com/hook") -> int:
     spec = alert_logic.ChannelSpec(name=f"c{next(w.counter)}", kind="webhook", url=url)
     return alert_logic.create_channel(_acme_id(), spec).pk
+
+
+DASHBOARD: dict[str, Any] = {
+    "name": "checkout",
+    "panels": [{"title": "spans", "type": "stat", "language": "sql", "query": "SELECT count() FROM spans"}],
+}
+
+
+def _dashboard(w: World) -> int:
+    spec = dashboard_logic.DashboardSpec(name=f"d{next(w.counter)}")
+    return dashboard_logic.create_dashboard(_acme_id(), spec).id
 
 
 def _silence_body() -> dict[str, Any]:
@@ -286,6 +308,17 @@ REQUESTS: dict[str, Callable[[World], Call]] = {
     "GET /api/v1/alerts/states": lambda w: Call("/api/v1/alerts/states"),
     "GET /api/v1/alerts/events": lambda w: Call("/api/v1/alerts/events"),
     "GET /api/v1/alerts/notifications": lambda w: Call("/api/v1/alerts/notifications"),
+    "GET /api/v1/services/series": lambda w: Call("/api/v1/services/series"),
+    "GET /api/v1/services/<str:service>/series": lambda w: Call("/api/v1/services/checkout/series"),
+    "GET /api/v1/services/<str:service>/slowest": lambda w: Call("/api/v1/services/checkout/slowest"),
+    "GET /api/v1/logs/histogram": lambda w: Call("/api/v1/logs/histogram"),
+    "GET /api/v1/dashboards": lambda w: Call("/api/v1/dashboards"),
+    "POST /api/v1/dashboards": lambda w: Call("/api/v1/dashboards", DASHBOARD),
+    "GET /api/v1/dashboards/<int:dashboard_id>": lambda w: Call(f"/api/v1/dashboards/{_dashboard(w)}"),
+    "PUT /api/v1/dashboards/<int:dashboard_id>": lambda w: Call(
+        f"/api/v1/dashboards/{_dashboard(w)}", {**DASHBOARD, "version": 1}
+    ),
+    "DELETE /api/v1/dashboards/<int:dashboard_id>": lambda w: Call(f"/api/v1/dashboards/{_dashboard(w)}"),
 }
 
 
