@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, sync_playwright
@@ -116,12 +114,6 @@ def browser(playwright_driver: Playwright) -> Iterator[Browser]:
     instance.close()
 
 
-@pytest.fixture(scope="session", autouse=False)
-def screenshots() -> Path:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    return SCREENSHOTS
-
-
 def shot(page: Page, name: str) -> Path:
     """Save a full-page screenshot under test-artifacts/screenshots/<name>.png."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -181,13 +173,3 @@ def sign_in(ui: UiServer, browser: Browser) -> Iterator[Callable[..., Session]]:
     for s in sessions:
         s.page.context.close()
     assert not errors, "the browser logged errors:\n" + "\n".join(errors)
-
-
-def artifacts_clean() -> None:
-    """Screenshots of an earlier run are replaced, not mixed with this run's."""
-    if SCREENSHOTS.exists():
-        shutil.rmtree(SCREENSHOTS)
-
-
-def pytest_configure(config: Any) -> None:
-    artifacts_clean()
