@@ -1,0 +1,411 @@
+// One trace: a summary, the waterfall of nested spans on the trace's timeline (critical path marked,
+// subtrees collapsible, keyboard-driven) and the details of the selected span.
+//
+// Rows are built once, in one fragment; collapsing only flips a class on the rows of a subtree (they are
+// contiguous in preorder), and rows off screen skip layout and paint (content-visibility in traces.css), so
+// a trace of thousands of spans renders in one pass.
+import { get, ApiError } from "olly/api.js";
+import { $, h, clear, flash } from "olly/dom.js";
+import { config } from "olly/config.js";
+import { duration, count, time } from "olly/format.js";
+import { anyValue, buildTrace, epochMs, kindName, offsetMs, serviceColor, statusName } from "olly/trace-model.js";
+
+const traceId = config.traceId;
+const waterfall = $("#waterfall");
+const details = $("#span-details");
+const TICKS = [0, 0.2, 0.4, 0.6, 0.8, 1];
+let trace = null;
+let selected = -1;
+
+const logsHref = (params) => `/logs/?${new URLSearchParams(params)}`;
+const pct = (ms) => (trace.duration > 0 ? (ms / trace.duration) * 100 : 0);
+
+function header() {
+  const root = trace.root;
+  $("#trace-title").textContent = root ? `${root.service}: ${root.name}` : "Trace";
+  document.title = `${root ? root.name : "Trace"} · OllyStack`;
+  const start = root ? time(epochMs(trace.base)) : "–";
+  clear($("#trace-head")).append(
+    h(
+      "dl",
+      { class: "facts" },
+      h("div", {}, h("dt", {}, "Duration"), h("dd", { id: "trace-duration" }, duration(trace.duration))),
+      h("div", {}, h("dt", {}, "Spans"), h("dd", { id: "span-count" }, count(trace.nodes.length))),
+      h(
+        "div",
+        {},
+        h("dt", {}, "Errors"),
+        h(
+          "dd",
+          { id: "error-count" },
+          trace.errors ? h("span", { class: "badge error" }, count(trace.errors)) : h("span", { class: "badge ok" }, "0"),
+        ),
+      ),
+      h("div", {}, h("dt", {}, "Started"), h("dd", {}, start)),
+      h(
+        "div",
+        { class: "services-fact" },
+        h("dt", {}, `Services (${trace.services.length})`),
+        h("dd", { id: "trace-services" }, trace.services.map((s) => serviceChip(s))),
+      ),
+    ),
+    h("a", { id: "trace-logs", class: "logs-link", href: logsHref({ trace_id: traceId }) }, "Logs of this trace →"),
+  );
+}
+
+function serviceChip(service) {
+  return h(
+    "span",
+    { class: "svc-chip" },
+    h("span", { class: "svc-dot", style: { background: serviceColor(service) }, "aria-hidden": "true" }),
+    service || "(unknown service)",
+  );
+}
+
+function ruler() {
+  return h(
+    "div",
+    { class: "wf-ruler", "aria-hidden": "true" },
+    h("div", { class: "wf-name" }, "Service · operation"),
+    h(
+      "div",
+      { class: "wf-time" },
+      TICKS.map((f) =>
+        h("span", { class: "tick", style: { left: `${f * 100}%` } }, duration(f * trace.duration)),
+      ),
+    ),
+  );
+}
+
+function row(node) {
+  const hasChildren = node.children.length > 0;
+  const left = pct(node.start);
+  const width = Math.max(pct(node.end - node.start), 0.05);
+  const label = duration(node.end - node.start);
+  return h(
+    "div",
+    {
+      class: `wf-row${node.error ? " error" : ""}${node.critical ? " critical" : ""}`,
+      role: "treeitem",
+      "aria-level": node.depth + 1,
+      "aria-expanded": hasChildren ? "true" : undefined,
+      "aria-selected": "false",
+      "aria-label": `${node.service} ${node.name}, ${label}${node.error ? ", error" : ""}${node.critical ? ", on the critical path" : ""}`,
+      tabindex: node.index === 0 ? "0" : "-1",
+      dataset: { index: node.index, spanId: node.id, critical: node.critical ? "true" : "false" },
+    },
+    h(
+      "div",
+      { class: "wf-name", style: { paddingLeft: `${Math.min(node.depth, 40) * 14 + 4}px` } },
+      hasChildren
+        ? h("button", { type: "button", class: "toggle", tabindex: "-1", "aria-label": "Collapse", "data-toggle": "" }, "▾")
+        : h("span", { class: "toggle-space" }),
+      h("span", { class: "svc-dot", style: { background: serviceColor(node.service) }, "aria-hidden": "true" }),
+      h("span", { class: "svc-name" }, node.service),
+      h("span", { class: "op-name" }, node.name),
+      node.error ? h("span", { class: "err-mark", title: "status ERROR" }, "!") : null,
+      node.orphan ? h("span", { class: "badge small", title: "its parent span was not received" }, "orphan") : null,
+      hasChildren ? h("span", { class: "child-count small muted", hidden: true }, `+${node.subtreeEnd - node.index - 1}`) : null,
+    ),
+    h(
+      "div",
+      { class: "wf-time" },
+      h("div", { class: "bar", style: { left: `${left}%`, width: `${width}%`, background: serviceColor(node.service) } }),
+      h("span", { class: `dur${left > 70 ? " before" : ""}`, style: left > 70 ? { right: `${100 - left}%` } : { left: `${left + width}%` } }, label),
+    ),
+  );
+}
+
+function render() {
+  const tree = h("div", { class: "wf-rows", role: "tree", "aria-label": "Spans of the trace" });
+  const fragment = document.createDocumentFragment();
+  for (const node of trace.nodes) {
+    node.row = row(node);
+    node.collapsed = false;
+    node.hidden = false;
+    fragment.append(node.row);
+  }
+  tree.append(fragment);
+  clear(waterfall).append(ruler(), tree);
+}
+
+// Hidden rows: those under a collapsed span (a subtree is the index range [i + 1, subtreeEnd)).
+function applyCollapse() {
+  const nodes = trace.nodes;
+  for (let i = 0; i < nodes.length; ) {
+    const node = nodes[i];
+    setHidden(node, false);
+    if (node.collapsed) {
+      for (let j = i + 1; j < node.subtreeEnd; j++) setHidden(nodes[j], true);
+      i = node.subtreeEnd;
+    } else i++;
+  }
+  if (selected >= 0 && nodes[selected].hidden) {
+    let up = nodes[selected].parent;
+    while (up && up.hidden) up = up.parent;
+    if (up) select(up.index, { focus: document.activeElement?.closest?.(".wf-row") != null });
+  }
+}
+
+function setHidden(node, hidden) {
+  if (node.hidden === hidden) return;
+  node.hidden = hidden;
+  node.row.classList.toggle("hidden", hidden);
+}
+
+function setCollapsed(node, collapsed) {
+  if (!node.children.length || node.collapsed === collapsed) return;
+  node.collapsed = collapsed;
+  node.row.setAttribute("aria-expanded", collapsed ? "false" : "true");
+  const button = node.row.querySelector("[data-toggle]");
+  button.textContent = collapsed ? "▸" : "▾";
+  button.setAttribute("aria-label", collapsed ? "Expand" : "Collapse");
+  node.row.querySelector(".child-count").hidden = !collapsed;
+}
+
+function select(index, { focus = true, open = false } = {}) {
+  const nodes = trace.nodes;
+  if (index < 0 || index >= nodes.length) return;
+  if (selected >= 0) {
+    nodes[selected].row.setAttribute("aria-selected", "false");
+    nodes[selected].row.tabIndex = -1;
+  } else nodes[0].row.tabIndex = -1;
+  selected = index;
+  const target = nodes[index].row;
+  target.setAttribute("aria-selected", "true");
+  target.tabIndex = 0;
+  if (focus) {
+    target.focus({ preventScroll: true });
+    target.scrollIntoView({ block: "nearest" });
+  }
+  if (open) showDetails(nodes[index]);
+}
+
+function nextVisible(index) {
+  const node = trace.nodes[index];
+  const next = node.collapsed ? node.subtreeEnd : index + 1;
+  return next < trace.nodes.length ? next : index;
+}
+
+function previousVisible(index) {
+  let i = index - 1;
+  while (i >= 0 && trace.nodes[i].hidden) i--;
+  return i >= 0 ? i : index;
+}
+
+function lastVisible() {
+  let i = trace.nodes.length - 1;
+  while (i > 0 && trace.nodes[i].hidden) i--;
+  return i;
+}
+
+function onKey(event) {
+  const rowEl = event.target.closest(".wf-row");
+  if (!rowEl) return;
+  const index = Number(rowEl.dataset.index);
+  const node = trace.nodes[index];
+  let handled = true;
+  switch (event.key) {
+    case "ArrowDown":
+      select(nextVisible(index));
+      break;
+    case "ArrowUp":
+      select(previousVisible(index));
+      break;
+    case "ArrowLeft":
+      if (node.children.length && !node.collapsed) {
+        setCollapsed(node, true);
+        applyCollapse();
+      } else if (node.parent) select(node.parent.index);
+      break;
+    case "ArrowRight":
+      if (node.collapsed) {
+        setCollapsed(node, false);
+        applyCollapse();
+      } else if (node.children.length) select(index + 1);
+      break;
+    case "Home":
+      select(0);
+      break;
+    case "End":
+      select(lastVisible());
+      break;
+    case "Enter":
+    case " ":
+      select(index, { open: true });
+      break;
+    default:
+      handled = false;
+  }
+  if (handled) event.preventDefault();
+}
+
+function onClick(event) {
+  const rowEl = event.target.closest(".wf-row");
+  if (!rowEl) return;
+  const node = trace.nodes[Number(rowEl.dataset.index)];
+  if (event.target.closest("[data-toggle]")) {
+    setCollapsed(node, !node.collapsed);
+    applyCollapse();
+    select(node.index);
+    return;
+  }
+  select(node.index, { open: true });
+}
+
+function attributeTable(attributes, empty) {
+  if (!attributes || !attributes.length) return h("p", { class: "muted small" }, empty);
+  return h(
+    "table",
+    { class: "data kv" },
+    h(
+      "tbody",
+      {},
+      attributes.map((a) => h("tr", {}, h("th", { scope: "row" }, h("code", {}, a.key)), h("td", {}, h("code", {}, anyValue(a.value))))),
+    ),
+  );
+}
+
+function showDetails(node) {
+  const span = node.span;
+  const status = statusName(span.status?.code);
+  const fact = (label, value) => h("div", {}, h("dt", {}, label), h("dd", {}, value));
+  const events = span.events || [];
+  const links = span.links || [];
+  clear(details).append(
+    h(
+      "div",
+      { class: "details-head" },
+      h("h2", { id: "details-title" }, node.name || "(no name)"),
+      h("button", { type: "button", class: "link-button", id: "details-close", onclick: closeDetails }, "Close"),
+    ),
+    h(
+      "dl",
+      { class: "facts compact" },
+      fact("Service", serviceChip(node.service)),
+      fact("Kind", kindName(span.kind)),
+      fact(
+        "Status",
+        h(
+          "span",
+          {},
+          h("span", { class: `badge ${status === "error" ? "error" : status === "ok" ? "ok" : ""}` }, status),
+          span.status?.message ? ` ${span.status.message}` : "",
+        ),
+      ),
+      fact("Duration", duration(node.end - node.start)),
+      fact("Start", h("span", {}, `+${duration(node.start)} `, h("span", { class: "muted small" }, time(epochMs(span.startTimeUnixNano))))),
+      fact("Critical path", node.critical ? "yes" : "no"),
+      fact("Span id", h("code", {}, span.spanId)),
+      fact("Parent id", span.parentSpanId ? h("code", {}, span.parentSpanId) : h("span", { class: "muted" }, "none (root)")),
+      fact("Trace id", h("code", {}, span.traceId)),
+      fact("Scope", `${span.scope?.name || "–"}${span.scope?.version ? ` ${span.scope.version}` : ""}`),
+    ),
+    h(
+      "p",
+      {},
+      h(
+        "a",
+        { class: "span-logs", href: logsHref({ trace_id: traceId, service: node.service }) },
+        `Logs of ${node.service || "this service"} in this trace →`,
+      ),
+    ),
+    h("h3", {}, `Attributes (${(span.attributes || []).length})`),
+    attributeTable(span.attributes, "No attributes."),
+    h("h3", {}, `Events (${events.length})`),
+    events.length
+      ? h(
+          "ol",
+          { class: "events" },
+          events.map((e) =>
+            h(
+              "li",
+              { class: "event" },
+              h(
+                "div",
+                { class: "event-head" },
+                h("strong", { class: "event-name" }, e.name),
+                " ",
+                h("span", { class: "muted small" }, `+${duration(offsetMs(e.timeUnixNano, trace.base))} · ${time(epochMs(e.timeUnixNano))}`),
+              ),
+              e.attributes?.length ? attributeTable(e.attributes, "") : null,
+            ),
+          ),
+        )
+      : h("p", { class: "muted small" }, "No events."),
+    h("h3", {}, `Links (${links.length})`),
+    links.length
+      ? h(
+          "ul",
+          { class: "links" },
+          links.map((l) =>
+            h(
+              "li",
+              {},
+              h("a", { href: `/traces/${encodeURIComponent(l.traceId)}/` }, h("code", {}, `${l.traceId.slice(0, 16)}…`)),
+              " span ",
+              h("code", {}, l.spanId),
+              l.attributes?.length ? attributeTable(l.attributes, "") : null,
+            ),
+          ),
+        )
+      : h("p", { class: "muted small" }, "No links."),
+    h("h3", {}, "Resource"),
+    attributeTable(span.resource?.attributes, "No resource attributes."),
+  );
+  details.classList.add("open");
+}
+
+function closeDetails() {
+  clear(details).append(h("p", { class: "muted" }, "Select a span (click it, or Enter on it) to see its details."));
+  details.classList.remove("open");
+  if (selected >= 0) trace.nodes[selected].row.focus();
+}
+
+function rendered() {
+  requestAnimationFrame(() => {
+    performance.mark("olly:trace-rendered");
+    document.body.dataset.rendered = "trace";
+  });
+}
+
+async function main() {
+  let data;
+  try {
+    data = await get(`/api/v1/traces/${traceId}`);
+  } catch (err) {
+    const message = err instanceof ApiError ? err.message : String(err);
+    const missing = err instanceof ApiError && err.status === 404;
+    clear($("#trace-head")).append(
+      h(
+        "div",
+        { class: "message error", role: "alert", id: "trace-missing" },
+        missing ? `Trace not found: ${message}.` : `The trace could not be loaded: ${message}`,
+        " ",
+        h("a", { href: "/traces/" }, "Search traces"),
+      ),
+    );
+    $(".trace-body").classList.add("hidden");
+    document.body.dataset.rendered = missing ? "missing" : "failed";
+    return;
+  }
+  trace = buildTrace(data.spans);
+  header();
+  render();
+  waterfall.addEventListener("keydown", onKey);
+  waterfall.addEventListener("click", onClick);
+  details.addEventListener("keydown", (event) => {
+    if (event.key === "Escape") closeDetails();
+  });
+  $("#expand-all").addEventListener("click", () => {
+    trace.nodes.forEach((n) => setCollapsed(n, false));
+    applyCollapse();
+  });
+  $("#collapse-all").addEventListener("click", () => {
+    trace.nodes.forEach((n) => setCollapsed(n, true));
+    applyCollapse();
+  });
+  rendered();
+}
+
+main().catch((err) => flash(`The trace page failed: ${err.message}`, "error"));
