@@ -4,6 +4,7 @@ keyboard."""
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable
 from typing import Any
@@ -95,3 +96,74 @@ def test_an_empty_range_says_so(sign_in: Callable[..., Session], ui: UiServer) -
     expect(page.locator("body[data-loaded=true]")).to_be_attached()
     expect(page.locator("#map-empty")).to_be_visible()
     expect(page.locator("#service-table")).to_contain_text("Nothing in this range")
+
+
+def synthetic_topology(tiers: tuple[int, ...] = (1, 7, 42)) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A gateway, a tier of backends and a tier of leaves (50 services), plus a database most leaves call."""
+    names = [[f"svc-{t}-{i}" for i in range(n)] for t, n in enumerate(tiers)]
+    edges = []
+    for upper, lower in itertools.pairwise(names):
+        for i, callee in enumerate(lower):
+            edges.append((upper[i % len(upper)], callee))
+    edges += [(leaf, "postgres") for leaf in names[-1][::3]]
+    duration = {"mean": 2e6, "p50": 1e6, "p95": 5e6, "p99": 9e6}
+    topology = {
+        "nodes": [{"service": s, "instrumented": True} for tier in names for s in tier]
+        + [{"service": "postgres", "instrumented": False}],
+        "edges": [
+            {
+                "caller": a,
+                "callee": b,
+                "instrumented": b != "postgres",
+                "calls": 3600.0,
+                "errors": 36.0 * (i % 4),
+                "error_rate": 0.01 * (i % 4),
+                "duration_ns": duration,
+            }
+            for i, (a, b) in enumerate(edges)
+        ],
+    }
+    services = {
+        "services": [
+            {
+                "service": s,
+                "requests": 3600.0,
+                "request_rate": 1.0,
+                "errors": 0.0,
+                "error_rate": 0.0,
+                "duration_ns": {**duration, "p90": 4e6},
+            }
+            for tier in names
+            for s in tier
+        ]
+    }
+    return topology, services
+
+
+def test_fifty_services_are_laid_out_without_overlaps(sign_in: Callable[..., Session]) -> None:
+    session = sign_in("vera")
+    topology, services = synthetic_topology()
+    page = session.page
+    page.route("**/api/v1/topology?*", lambda route: route.fulfill(json=topology))
+    page.route("**/api/v1/services?*", lambda route: route.fulfill(json=services))
+    page = open_map(session)
+    shot(page, "service-map-50")
+    boxes = page.evaluate(
+        """() => window.ollyServiceMap.nodes().map((n) => {
+            const b = n.renderedBoundingBox({includeLabels: false});
+            return [n.id(), b.x1, b.y1, b.x2, b.y2];
+        })"""
+    )
+    assert len(boxes) == 51
+    width, height = page.evaluate(
+        "() => [document.getElementById('map').clientWidth, document.getElementById('map').clientHeight]"
+    )
+    overlaps = [
+        (a[0], b[0])
+        for i, a in enumerate(boxes)
+        for b in boxes[i + 1 :]
+        if a[1] < b[3] and b[1] < a[3] and a[2] < b[4] and b[2] < a[4]
+    ]
+    assert not overlaps, f"nodes drawn over each other: {overlaps[:5]}"
+    outside = [b[0] for b in boxes if b[1] < -1 or b[2] < -1 or b[3] > width + 1 or b[4] > height + 1]
+    assert not outside, f"nodes outside the fitted view: {outside[:5]}"

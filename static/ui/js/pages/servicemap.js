@@ -93,7 +93,7 @@ function elements({ nodes, edges }) {
         source: e.caller,
         target: e.callee,
         label: `${rate(e.rate)} · ${percent(e.errorRate)} err · p95 ${duration(e.p95)}`,
-        width: 1.5 + 6 * Math.sqrt(e.rate / maxEdge),
+        width: 1.5 + 4.5 * Math.sqrt(e.rate / maxEdge),
         color: errorColor(e.errorRate),
         rate: e.rate,
         errorRate: e.errorRate,
@@ -162,16 +162,30 @@ function hasCycle(edges) {
   return [...next.keys()].some(visit);
 }
 
-// Call trees read best left to right by depth; a graph with cycles gets a force-directed layout instead.
+// Small call trees read best left to right by call depth; graphs with cycles, and graphs too wide for one
+// column per depth, get a force-directed layout that uses the panel's whole area.
+const TREE_LIMIT = 24;
 function layoutOptions(graph) {
-  if (hasCycle(graph.edges)) return { name: "cose", animate: false, nodeRepulsion: () => 9000, idealEdgeLength: () => 110, padding: 40 };
   const called = new Set(graph.edges.map((e) => e.callee));
   const roots = graph.nodes.filter((n) => !called.has(n.name)).map((n) => n.name);
+  if (graph.nodes.length > TREE_LIMIT || hasCycle(graph.edges)) {
+    return {
+      name: "cose",
+      animate: false,
+      randomize: false,
+      nodeRepulsion: () => 40000,
+      idealEdgeLength: () => 90,
+      nodeOverlap: 40,
+      gravity: 0.6,
+      numIter: 2500,
+      padding: 30,
+    };
+  }
   return {
     name: "breadthfirst",
     directed: true,
     roots: roots.length ? roots : undefined,
-    spacingFactor: graph.nodes.length > 20 ? 1.0 : 1.3,
+    spacingFactor: 1.3,
     padding: 40,
     animate: false,
     transform: (n, pos) => ({ x: pos.y * 1.6, y: pos.x }),
@@ -201,7 +215,7 @@ function draw(next) {
   }
   shape = signature;
   if (!cy) {
-    cy = cytoscape({ container: $("#map"), style: STYLE, wheelSensitivity: 0.3, minZoom: 0.2, maxZoom: 3 });
+    cy = cytoscape({ container: $("#map"), style: STYLE, wheelSensitivity: 0.3, minZoom: 0.1, maxZoom: 2.5 });
     cy.on("tap", "node", (event) => {
       const data = event.target.data();
       if (data.instrumented) window.location.assign(serviceUrl(data.id));
@@ -216,6 +230,8 @@ function draw(next) {
     window.ollyServiceMap = cy;
   }
   cy.elements().remove();
+  $("#map").classList.toggle("large", next.nodes.length > TREE_LIMIT);
+  cy.resize();
   cy.add(els);
   if (next.nodes.length) cy.layout(layoutOptions(next)).run();
   cy.resize();
