@@ -174,6 +174,14 @@ def test_viewers_see_no_edit_controls_and_the_api_refuses_them(
     expect(page.locator("#edit")).to_have_count(0)
     expect(page.locator("#editbar")).to_have_count(0)
     expect(page.locator(".panel-editor")).to_have_count(0)
+    page.select_option("#range", "15m")
+    page.click("#share")  # copied, or (no clipboard permission) shown in a read-only input
+    link = page.locator("#share-link")
+    expect(link).to_have_value(re.compile(rf"/dashboards/{board['id']}/\?tenant=.+&range=15m$"))
+    if page.locator("#share-box").is_visible():
+        expect(link).to_be_focused()
+    else:
+        expect(page.locator("#flash")).to_contain_text("Link copied")
     status = page.evaluate(
         """async ([id, tenant]) => {
             const token = document.querySelector('meta[name="csrf-token"]').content;
