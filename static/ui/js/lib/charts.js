@@ -36,7 +36,7 @@ export function timeSeries(el, xs, series, { height = 220, format = (v) => Strin
         stroke: s.color || PALETTE[i % PALETTE.length],
         width: 1.5,
         value: (u, v) => (v === null || v === undefined ? "–" : (s.format || format)(v)),
-        points: { show: false },
+        // no points option: uPlot draws them only where the data is sparse (a single sample stays visible)
       })),
     ],
   };
