@@ -2,13 +2,13 @@
 
 What a user waits for: every page of the UI opened in Debian's Chromium (Playwright) against a
 ``manage.py serve`` whose tenant holds 10 M spans and 2 M log records of the last 6 hours (20 services
-calling each other, 1-2 % of requests failing, one trace of 5 000 spans), plus two small tenants beside it.
+calling each other, about 3 % of requests failing, one trace of 5 000 spans), plus two small tenants.
 
 Data: generated like ``bench.queries`` does (realistic OTLP requests copied with numpy, inserted through
 ``Backend.insert_otlp_segment`` so that every materialized view fills), with more services. It is kept
 under var/bench/ui-data/ with a marker of its parameters: a re-run reuses it while its newest hour is
-still recent (``--max-age``, as pages ask for "the last hour"), and reloads it otherwise (about two
-minutes on two cores).
+still recent (``--max-age``, as pages ask for "the last hour"); an older one is topped up with the
+minutes since, at the same rate (reloaded when older than the hours it covers).
 
 Each page is opened ``--runs`` times per range (1 h and 6 h), waiting for the network to go idle. For the
 HTML document and for every same-origin fetch the page made, the server's time is the browser's
@@ -232,10 +232,14 @@ def data_params(args: argparse.Namespace) -> dict[str, Any]:
 
 def load_data(spec: dict[str, Any]) -> None:
     """Fill the engine of ``spec["var"]`` (no server may hold it) and write the marker; runs in its own
-    process, as the embedded engine binds a process to one data directory."""
+    process, as the embedded engine binds a process to one data directory.
+
+    With ``spec["since"]`` (the end of the stored data, Unix seconds) only the time since is added, at the
+    same rate: the last ``hours`` hold as much as a fresh load, without loading it all again."""
     var = Path(spec["var"])
     params: dict[str, Any] = spec["params"]
     tenants: dict[str, str] = spec["tenants"]  # name -> id
+    since: float | None = spec.get("since")
     queries._setup_django(var)
     from ollystack.clickhouse import EmbeddedBackend, Signal, set_backend
     from ollystack.clickhouse.migrate import apply_migrations
@@ -247,10 +251,12 @@ def load_data(spec: dict[str, Any]) -> None:
     backend = EmbeddedBackend(var / "clickhouse")
     set_backend(backend)
     apply_migrations(backend, log=lambda _msg: None)
-    rng = np.random.default_rng(params["seed"])
     now_ns = time.time_ns()
     span_ns = params["hours"] * HOUR
-    start_ns = now_ns - span_ns
+    start_ns = int(since * NS) if since else now_ns - span_ns
+    share = (now_ns - start_ns) / span_ns
+    # a top-up draws other ids than the first load
+    rng = np.random.default_rng([params["seed"], int(since or 0)])
     segments = var.parent / "segments"
     shutil.rmtree(segments, ignore_errors=True)
     segments.mkdir(parents=True)
@@ -266,9 +272,10 @@ def load_data(spec: dict[str, Any]) -> None:
     loaded: dict[str, dict[str, float]] = {}
     for name, tenant_id in tenants.items():
         big = name == TENANT
-        spans_total = params["spans"] if big else params["small_spans"]
-        logs_total = params["logs"] if big else params["small_logs"]
-        log(f"{name}: {spans_total:,} spans and {logs_total:,} log records over {params['hours']} h")
+        spans_total = round((params["spans"] if big else params["small_spans"]) * share)
+        logs_total = round((params["logs"] if big else params["small_logs"]) * share)
+        hours = share * params["hours"]
+        log(f"{name}: {spans_total:,} spans and {logs_total:,} log records over {hours:.2f} h")
         spans = queries.load(
             backend,
             Signal.TRACES,
@@ -304,47 +311,51 @@ def load_data(spec: dict[str, Any]) -> None:
             "logs_seconds": round(logs.seconds, 1),
         }
 
-    payload, trace_id = big_trace(rng, now_ns - 10 * 60 * NS, params["big_trace_spans"])
-    path = segments / "big-trace.seg"
-    path.write_bytes(frame(tenants[TENANT], payload))
-    backend.insert_otlp_segment(Signal.TRACES, path, uuid.uuid4().hex)
-    path.unlink()
+    marker: dict[str, Any] = dict(spec.get("marker") or {})
+    if not since:
+        payload, trace_id = big_trace(rng, now_ns - 10 * 60 * NS, params["big_trace_spans"])
+        path = segments / "big-trace.seg"
+        path.write_bytes(frame(tenants[TENANT], payload))
+        backend.insert_otlp_segment(Signal.TRACES, path, uuid.uuid4().hex)
+        path.unlink()
+        marker.update(params=params, tenants=tenants, loaded_at=now_ns / NS, big_trace_id=trace_id.hex())
     queries._wait_for_merges(backend, 300, log)
 
-    tenant = {"t": tenants[TENANT]}
+    tenant = {"t": tenants[TENANT], "since": (now_ns - span_ns) / NS}
     big_spans = backend.query(
         "SELECT count() FROM spans WHERE tenant_id = {t:String} AND trace_id = unhex({id:String})",
-        {**tenant, "id": trace_id.hex()},
+        {**tenant, "id": marker["big_trace_id"]},
     ).rows[0][0]
     if big_spans != params["big_trace_spans"]:
         raise SystemExit(f"the big trace has {big_spans} spans stored, expected {params['big_trace_spans']}")
+    # what the 6 h range shows
     busiest, spans_stored, errors = backend.query(
         "SELECT argMax(service_name, n), sum(n), sum(e) FROM (SELECT service_name, count() AS n, "
-        "countIf(status_code = 2) AS e FROM spans WHERE tenant_id = {t:String} GROUP BY service_name)",
+        "countIf(status_code = 2) AS e FROM spans WHERE tenant_id = {t:String} "
+        "AND timestamp >= toDateTime64({since:Float64}, 9) GROUP BY service_name)",
         tenant,
     ).rows[0]
     services, failed_requests = backend.query(
         "SELECT uniqExact(service_name), avgIf(status_code = 2, parent_span_id = '') FROM spans "
-        "WHERE tenant_id = {t:String}",
+        "WHERE tenant_id = {t:String} AND timestamp >= toDateTime64({since:Float64}, 9)",
         tenant,
     ).rows[0]
     backend.close()
-    marker = {
-        "params": params,
-        "tenants": tenants,
-        "loaded_at": now_ns / NS,
-        "data_end": now_ns / NS,
-        "load": loaded,
-        "load_seconds": round(time.perf_counter() - t0),
-        "services": int(services),
-        "busiest_service": str(busiest),
-        "spans_stored": int(spans_stored),
-        "error_span_share": round(int(errors) / max(1, int(spans_stored)), 4),
-        "failed_request_share": round(float(failed_requests), 4),  # root spans with an error
-        "big_trace_id": trace_id.hex(),
-        "big_trace_spans": int(big_spans),
-    }
-    (DATA / "marker.json").write_text(json.dumps(marker, indent=2) + "\n")
+    seconds = round(time.perf_counter() - t0)
+    if since:
+        marker.setdefault("top_ups", []).append({"at": now_ns / NS, "load": loaded, "seconds": seconds})
+    else:
+        marker.update(load=loaded, load_seconds=seconds)
+    marker.update(
+        data_end=now_ns / NS,
+        services=int(services),
+        busiest_service=str(busiest),
+        spans_stored=int(spans_stored),
+        error_span_share=round(int(errors) / max(1, int(spans_stored)), 4),
+        failed_request_share=round(float(failed_requests), 4),  # root spans with an error
+        big_trace_spans=int(big_spans),
+    )
+    (var.parent / "marker.json").write_text(json.dumps(marker, indent=2) + "\n")
     shutil.rmtree(segments, ignore_errors=True)
 
 
@@ -368,31 +379,42 @@ def make_server(var: Path, **extra_env: str) -> BenchServer:
 
 
 def prepare_data(args: argparse.Namespace, log: Callable[[str], object]) -> dict[str, Any]:
-    """The marker of a dataset under var/bench/ui-data that fits ``args``, loading it when needed."""
-    var = DATA / "var"
-    marker_path = DATA / "marker.json"
+    """The marker of a dataset under ``args.data`` that fits ``args``, loading or topping it up when
+    needed."""
+    data: Path = args.data
+    var = data / "var"
+    marker_path = data / "marker.json"
     params = data_params(args)
+    spec: dict[str, Any] = {"var": str(var), "params": params}
     if marker_path.exists() and not args.reload:
         marker: dict[str, Any] = json.loads(marker_path.read_text())
         age_min = (time.time() - marker["data_end"]) / 60
         if marker["params"] != params:
-            log(f"reloading: the data in {DATA} was made with other parameters ({marker['params']})")
-        elif age_min > args.max_age:
-            log(f"reloading: the data ends {age_min:.0f} min ago (--max-age {args.max_age:g})")
-        else:
-            log(f"reusing the data in {DATA} (ends {age_min:.0f} min ago)")
+            log(f"reloading: the data in {data} was made with other parameters ({marker['params']})")
+        elif age_min <= args.max_age:
+            log(f"reusing the data in {data} (ends {age_min:.0f} min ago)")
             return marker
-    shutil.rmtree(DATA, ignore_errors=True)
-    var.mkdir(parents=True)
+        elif age_min < params["hours"] * 60:
+            log(f"topping up: the data ends {age_min:.0f} min ago (--max-age {args.max_age:g}), adding since")
+            spec.update(tenants=marker["tenants"], since=marker["data_end"], marker=marker)
+        else:
+            log(f"reloading: the data ends {age_min:.0f} min ago, before the {params['hours']} h it covers")
     server = make_server(var)
-    server.manage("migrate", "--verbosity", "0")
-    tenants = {}
-    for name in (TENANT, *SMALL_TENANTS):
-        tenants[name] = json.loads(server.manage("tenant", "create", name, "--json").stdout)["tenant_id"]
-    log(f"loading into {var}")
-    spec = json.dumps({"var": str(var), "params": params, "tenants": tenants})
+    if "since" in spec:
+        marker_path.unlink()  # until the top-up is complete: a failed one means loading again
+    else:
+        shutil.rmtree(data, ignore_errors=True)
+        var.mkdir(parents=True)
+        server.manage("migrate", "--verbosity", "0")
+        spec["tenants"] = {
+            name: json.loads(server.manage("tenant", "create", name, "--json").stdout)["tenant_id"]
+            for name in (TENANT, *SMALL_TENANTS)
+        }
+        log(f"loading into {var}")
     code = "import json, sys; from bench.ui import load_data; load_data(json.loads(sys.argv[1]))"
-    subprocess.run([sys.executable, "-c", code, spec], cwd=REPO, env=server.env, check=True)  # noqa: S603
+    subprocess.run(  # noqa: S603
+        [sys.executable, "-c", code, json.dumps(spec)], cwd=REPO, env=server.env, check=True
+    )
     loaded: dict[str, Any] = json.loads(marker_path.read_text())
     return loaded
 
@@ -580,7 +602,8 @@ def measure_pass(
 ) -> dict[str, Any]:
     from playwright.sync_api import sync_playwright
 
-    results: dict[str, Any] = {"pages": [], "trace_render": None}
+    # other work on the machine shows in the latencies
+    results: dict[str, Any] = {"pages": [], "trace_render": None, "load_average_before": _load_average()}
     with sync_playwright() as driver:
         browser = driver.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         context = browser.new_context(viewport={"width": 1440, "height": 900})
@@ -623,6 +646,10 @@ def measure_pass(
     return results
 
 
+def _load_average() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
 def _fmt(value: float | None) -> str:
     return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.0f}"
 
@@ -638,7 +665,7 @@ def run(args: argparse.Namespace, log: Callable[[str], object] = print) -> dict[
     )
     results: dict[str, Any] = {"data": marker, "passes": {}}
     for name, env in passes.items():
-        server = make_server(DATA / "var", **env)
+        server = make_server(args.data / "var", **env)
         create_user(server)
         log(f"{name}: serve {'with the query cache' if name == 'cached' else 'without the query cache'}")
         server.start(timeout=180)
@@ -652,7 +679,7 @@ def run(args: argparse.Namespace, log: Callable[[str], object] = print) -> dict[
         "response_target_ms": RESPONSE_TARGET_MS,
         "render_target_ms": RENDER_TARGET_MS,
         "cpus": os.cpu_count(),
-        "load_average_after": [round(x, 2) for x in os.getloadavg()],
+        "load_average_after": _load_average(),
     }
     return results
 
@@ -670,7 +697,8 @@ def print_table(results: dict[str, Any], out: Path) -> None:
     for name, result in results["passes"].items():
         print(
             f"\n{name}: server time of the slowest response per page load, ms "
-            f"(target < {RESPONSE_TARGET_MS:g})"
+            f"(target < {RESPONSE_TARGET_MS:g}; load average before: "
+            f"{' '.join(str(x) for x in result['load_average_before'])})"
         )
         print(
             f"{'page':<46}{'range':>6}{'reqs':>6}{'first':>8}{'warm p50':>10}{'warm max':>10}"
@@ -733,10 +761,15 @@ def main(argv: list[str] | None = None) -> None:
         default=45,
         help="reuse the stored data while it ends at most this many minutes ago",
     )
+    parser.add_argument("--data", type=Path, default=DATA, help="where the data is kept between runs")
     parser.add_argument("--reload", action="store_true", help="load the data again even if it fits")
+    parser.add_argument("--load-only", action="store_true", help="prepare the data, measure nothing")
     parser.add_argument("--no-uncached", action="store_true", help="skip the pass without the query cache")
     parser.add_argument("--out", type=Path, default=REPO / "var" / "bench" / "ui.json")
     args = parser.parse_args(argv)
+    if args.load_only:
+        print(json.dumps(prepare_data(args, log=lambda msg: print(msg, flush=True)), indent=2))
+        return
     results = run(args, log=lambda msg: print(msg, flush=True))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
