@@ -365,7 +365,11 @@ def _write_rule(rule: Rule, spec: RuleSpec, channels: list[Channel]) -> None:
 
 
 def _rules(tenant_id: str) -> QuerySet[Rule]:
-    return Rule.objects.filter(tenant_id=_tenant_uuid(tenant_id)).prefetch_related("channels")
+    return (
+        Rule.objects.filter(tenant_id=_tenant_uuid(tenant_id))
+        .select_related("created_by")
+        .prefetch_related("channels")
+    )
 
 
 def create_rule(tenant_id: str, spec: RuleSpec, created_by: int | None = None) -> Rule:
