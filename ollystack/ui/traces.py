@@ -10,10 +10,24 @@ import re
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
+from django.urls import NoReverseMatch, reverse
 
 from ollystack.ui.pages import render_page, ui_page
 
 TRACE_ID = re.compile(r"^[0-9a-fA-F]{32}$")
+NO_SPAN = "0" * 16
+
+
+def reads(trace_id: str) -> dict[str, str]:
+    """Where the page reads the trace: the waterfall endpoint and the prefix of one span's URL when the
+    site routes them (ollystack.telemetry.api.trace_views), else nothing and the page reads the whole
+    trace from /api/v1/traces/<id>."""
+    try:
+        waterfall = reverse("api-trace-waterfall", kwargs={"trace_id": trace_id})
+        span = reverse("api-trace-span", kwargs={"trace_id": trace_id, "span_id": NO_SPAN})
+    except NoReverseMatch:
+        return {}
+    return {"waterfallUrl": waterfall, "spanUrlPrefix": span.removesuffix(NO_SPAN)}
 
 
 @ui_page
@@ -32,7 +46,7 @@ def trace(request: HttpRequest, trace_id: str, **kwargs: Any) -> HttpResponse:
         "traces",
         f"Trace {trace_id[:8]}" if valid else "Trace",
         context={"trace_id": trace_id, "valid": valid},
-        config={"traceId": trace_id.lower() if valid else None},
+        config={"traceId": trace_id.lower(), **reads(trace_id.lower())} if valid else {"traceId": None},
     )
     if not valid:
         response.status_code = 404

@@ -111,9 +111,17 @@ function row(node) {
       "div",
       { class: "wf-time" },
       h("div", { class: "bar", style: { left: `${left}%`, width: `${width}%`, background: serviceColor(node.service) } }),
-      h("span", { class: `dur${left > 70 ? " before" : ""}`, style: left > 70 ? { right: `${100 - left}%` } : { left: `${left + width}%` } }, label),
+      durationLabel(left, width, label),
     ),
   );
+}
+
+// Beside the bar where there is room: after it, else before it, else inside its end.
+function durationLabel(left, width, label) {
+  const end = left + width;
+  if (end < 85) return h("span", { class: "dur", style: { left: `${end}%` } }, label);
+  if (left > 15) return h("span", { class: "dur", style: { right: `${100 - left}%` } }, label);
+  return h("span", { class: "dur inside", style: { right: `${100 - end}%` } }, label);
 }
 
 function render() {
@@ -266,7 +274,23 @@ function attributeTable(attributes, empty) {
   );
 }
 
-function showDetails(node) {
+// The span in full: already there when the whole trace was read, else fetched once and kept.
+async function showDetails(node) {
+  if (!("attributes" in node.span) && config.spanUrlPrefix) {
+    clear(details).append(h("p", { class: "muted" }, `Loading ${node.name}…`));
+    try {
+      const full = await get(`${config.spanUrlPrefix}${node.id}`);
+      node.span = { ...full, status: full.status || node.span.status };
+    } catch (err) {
+      flash(`The span could not be loaded: ${err.message}`, "error");
+      return;
+    }
+    if (trace.nodes[selected] !== node) return; // another span was opened meanwhile
+  }
+  drawDetails(node);
+}
+
+function drawDetails(node) {
   const span = node.span;
   const status = statusName(span.status?.code);
   const fact = (label, value) => h("div", {}, h("dt", {}, label), h("dd", {}, value));
@@ -372,7 +396,8 @@ function rendered() {
 async function main() {
   let data;
   try {
-    data = await get(`/api/v1/traces/${traceId}`);
+    // The waterfall endpoint carries only what places the spans; a span's details are read when opened.
+    data = await get(config.waterfallUrl || `/api/v1/traces/${traceId}`);
   } catch (err) {
     const message = err instanceof ApiError ? err.message : String(err);
     const missing = err instanceof ApiError && err.status === 404;
@@ -391,6 +416,9 @@ async function main() {
   }
   trace = buildTrace(data.spans);
   header();
+  if (data.truncated) {
+    flash(`This trace has more spans than can be shown; the first ${count(data.spans.length)} by start time are.`);
+  }
   render();
   waterfall.addEventListener("keydown", onKey);
   waterfall.addEventListener("click", onClick);
