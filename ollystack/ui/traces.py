@@ -10,7 +10,7 @@ import re
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 
 from ollystack.ui.pages import render_page, ui_page
 
@@ -19,14 +19,9 @@ NO_SPAN = "0" * 16
 
 
 def reads(trace_id: str) -> dict[str, str]:
-    """Where the page reads the trace: the waterfall endpoint and the prefix of one span's URL when the
-    site routes them (ollystack.telemetry.api.trace_views), else nothing and the page reads the whole
-    trace from /api/v1/traces/<id>."""
-    try:
-        waterfall = reverse("api-trace-waterfall", kwargs={"trace_id": trace_id})
-        span = reverse("api-trace-span", kwargs={"trace_id": trace_id, "span_id": NO_SPAN})
-    except NoReverseMatch:
-        return {}
+    """Where the page reads the trace: the waterfall (what places every span) and one span in full."""
+    waterfall = reverse("api-trace-waterfall", kwargs={"trace_id": trace_id})
+    span = reverse("api-trace-span", kwargs={"trace_id": trace_id, "span_id": NO_SPAN})
     return {"waterfallUrl": waterfall, "spanUrlPrefix": span.removesuffix(NO_SPAN)}
 
 

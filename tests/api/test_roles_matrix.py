@@ -62,6 +62,8 @@ TABLE: dict[str, str] = {
     "GET /api/v1/services/<str:service>/series":             "200 200 200 200 403 401 | 200 403 200 403",
     "GET /api/v1/services/<str:service>/slowest":            "200 200 200 200 403 401 | 200 403 200 403",
     "GET /api/v1/logs/histogram":                            "200 200 200 200 403 401 | 200 403 200 403",
+    "GET /api/v1/traces/<str:trace_id>/waterfall":           "404 404 404 404 403 401 | 404 403 404 403",
+    "GET /api/v1/traces/<str:trace_id>/spans/<str:span_id>": "404 404 404 404 403 401 | 404 403 404 403",
     "GET /api/v1/usage":                                     "200 200 200 200 403 401 | 200 403 200 403",
     "GET /graphql/":                                         "200 200 200 200 403 401 | 200 403 200 403",
     "POST /graphql/":                                        "200 200 200 200 403 401 | 200 403 200 403",
@@ -312,6 +314,10 @@ REQUESTS: dict[str, Callable[[World], Call]] = {
     "GET /api/v1/services/<str:service>/series": lambda w: Call("/api/v1/services/checkout/series"),
     "GET /api/v1/services/<str:service>/slowest": lambda w: Call("/api/v1/services/checkout/slowest"),
     "GET /api/v1/logs/histogram": lambda w: Call("/api/v1/logs/histogram"),
+    "GET /api/v1/traces/<str:trace_id>/waterfall": lambda w: Call(f"/api/v1/traces/{'ab' * 16}/waterfall"),
+    "GET /api/v1/traces/<str:trace_id>/spans/<str:span_id>": lambda w: Call(
+        f"/api/v1/traces/{'ab' * 16}/spans/{'cd' * 8}"
+    ),
     "GET /api/v1/dashboards": lambda w: Call("/api/v1/dashboards"),
     "POST /api/v1/dashboards": lambda w: Call("/api/v1/dashboards", DASHBOARD),
     "GET /api/v1/dashboards/<int:dashboard_id>": lambda w: Call(f"/api/v1/dashboards/{_dashboard(w)}"),

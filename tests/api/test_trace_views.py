@@ -5,14 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import pytest
-
 from ollystack.clickhouse import Signal
 from ollystack.telemetry import trace_waterfall
 from tests.api.conftest import TenantData
 from tests.telemetry.builders import expected_spans, full_trace_request
-
-pytestmark = pytest.mark.urls("tests.api.trace_views_urls")
 
 
 def test_the_waterfall_places_every_span(tenant_a: TenantData) -> None:

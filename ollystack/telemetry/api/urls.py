@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from ollystack.telemetry.api import dashboards, log_views, series, sql, views
+from ollystack.telemetry.api import dashboards, log_views, series, sql, trace_views, views
 
 urlpatterns = [
     path("traces", views.TraceSearchView.as_view(), name="api-trace-search"),
@@ -18,6 +18,7 @@ urlpatterns = [
     path("topology", views.TopologyView.as_view(), name="api-topology"),
     path("sql", sql.SqlView.as_view(), name="api-sql"),
     *series.urlpatterns,
+    *trace_views.urlpatterns,
     *log_views.urlpatterns,
     *dashboards.urlpatterns,
 ]

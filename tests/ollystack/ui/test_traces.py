@@ -61,11 +61,8 @@ def test_the_pages_need_a_session(db: None) -> None:
     assert "/accounts/login/" in response["Location"]
 
 
-def test_the_page_reads_the_waterfall_endpoints_where_the_site_routes_them(viewer: Client) -> None:
-    from django.test import override_settings
-
-    with override_settings(ROOT_URLCONF="tests.api.trace_views_urls"):
-        html = viewer.get(f"/traces/{'cd' * 16}/").content.decode()
+def test_the_page_reads_the_waterfall_and_span_endpoints(viewer: Client) -> None:
+    html = viewer.get(f"/traces/{'cd' * 16}/").content.decode()
     config = page_config(html)
     assert config["waterfallUrl"] == f"/api/v1/traces/{'cd' * 16}/waterfall"
     assert config["spanUrlPrefix"] == f"/api/v1/traces/{'cd' * 16}/spans/"

@@ -397,7 +397,7 @@ async function main() {
   let data;
   try {
     // The waterfall endpoint carries only what places the spans; a span's details are read when opened.
-    data = await get(config.waterfallUrl || `/api/v1/traces/${traceId}`);
+    data = await get(config.waterfallUrl);
   } catch (err) {
     const message = err instanceof ApiError ? err.message : String(err);
     const missing = err instanceof ApiError && err.status === 404;
