@@ -1,8 +1,8 @@
 """RED over time: request, error and latency figures per service or operation, in equal time buckets.
 
 Read from the per-second and per-minute aggregates (``service_metrics_1s``/``_1m``), never from raw spans:
-the step is chosen from the range so that a chart has at most ``MAX_POINTS`` buckets, and ranges short
-enough for steps under a minute read the per-second view (kept two days), longer ones the per-minute view.
+the step is chosen from the range so that a chart has at most ``MAX_POINTS`` buckets; recent ranges up to
+15 minutes read the per-second view (kept two days) in steps of seconds, others the per-minute view.
 Buckets are aligned on multiples of the step since the epoch, so a chart refreshed a few seconds later
 keeps its buckets. Counts are sums of sampling weights, as in ``services.service_red``.
 
@@ -27,9 +27,13 @@ STEPS_S = (5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600
 MINUTE = 60
 # the per-second view covers a range that starts no earlier than this before now (its TTL, less a margin)
 SECONDS_VIEW_REACH_S = RED_1S_TTL_DAYS * 86400 - 3600
+# and is read for ranges up to 15 minutes: longer ones would merge up to 60 times the rows of the minute
+# view (t-digest merges are most of a series' cost) for steps that are nearly a minute anyway
+SECONDS_VIEW_MAX_RANGE_S = 900
 DEFAULT_TOP_OPERATIONS = 5
 MAX_TOP_OPERATIONS = 20
 MAX_SLOWEST = 100
+SLOWEST_CANDIDATES = 10  # requests read per slow trace asked for, before keeping one per trace
 _MERGE = DIGEST.replace("(", "Merge(", 1)
 # DIGEST's levels are 0.5, 0.9, 0.95, 0.99: positions of p50, p95, p99 in its answer
 _P50, _P95, _P99 = 0, 2, 3
@@ -70,12 +74,15 @@ def buckets_for(
     start_ns: int, end_ns: int, now_ns: int | None = None, max_points: int = MAX_POINTS
 ) -> Buckets:
     """The buckets of a chart of ``[start_ns, end_ns)``: the smallest listed step giving at most
-    ``max_points`` buckets, from the per-second view when the step is under a minute and the range is
-    recent enough for it, else from the per-minute view (steps of whole minutes)."""
+    ``max_points`` buckets, from the per-second view for recent ranges up to 15 minutes (steps under a
+    minute), else from the per-minute view (steps of whole minutes)."""
     if end_ns < start_ns:
         raise ValueError("the range ends before it starts")
     now_ns = time.time_ns() if now_ns is None else now_ns
-    seconds_view = start_ns >= now_ns - SECONDS_VIEW_REACH_S * NS_PER_S
+    seconds_view = (
+        start_ns >= now_ns - SECONDS_VIEW_REACH_S * NS_PER_S
+        and end_ns - start_ns <= SECONDS_VIEW_MAX_RANGE_S * NS_PER_S
+    )
     end_s = math.ceil(end_ns / NS_PER_S)
     for step in STEPS_S:
         if step < MINUTE and not seconds_view:
@@ -222,7 +229,13 @@ def slowest_requests(
     tenant_id: str, service: str, start_ns: int, end_ns: int, limit: int = 10
 ) -> list[SlowRequest]:
     """The longest requests served by ``service`` that started in ``[start_ns, end_ns)``, one per trace,
-    longest first. Reads the range's spans (the table's key leads with tenant and hour)."""
+    longest first.
+
+    Reads the range's spans (the table's key leads with tenant and hour). The longest ``limit`` times
+    ``SLOWEST_CANDIDATES`` requests are taken with a top-k sort and kept one per trace here; only when
+    they hold fewer than ``limit`` traces (traces that enter the service many times) is the exact one-per-
+    trace query run, which sorts every request of the range (several times slower over a day).
+    """
     limit = max(1, min(int(limit), MAX_SLOWEST))
     query = time_range(
         select(
@@ -244,10 +257,26 @@ def slowest_requests(
     query = query.filter("service_name = {service:String}", service=service).filter(
         f"kind IN {ENTRY_KINDS} OR parent_span_id = ''"
     )
-    sql, params = query.ordered("duration_ns DESC, trace_hex").sql()
-    sql += "\nLIMIT 1 BY trace_hex\nLIMIT {limit:UInt64}"
-    rows = get_backend().query(sql, {**params, "limit": limit}).rows
-    return [
-        SlowRequest(trace, span, name, int(start), int(duration), bool(failed))
-        for trace, span, name, start, duration, failed in rows
-    ]
+    query = query.ordered("duration_ns DESC, trace_hex")
+    candidates = limit * SLOWEST_CANDIDATES
+    sql, params = query.limited(candidates).sql()
+    rows = get_backend().query(sql, params).rows
+    found = _one_per_trace(rows, limit)
+    if len(found) < limit and len(rows) == candidates:
+        sql, params = query.sql()
+        sql += "\nLIMIT 1 BY trace_hex\nLIMIT {limit:UInt64}"
+        found = _one_per_trace(get_backend().query(sql, {**params, "limit": limit}).rows, limit)
+    return found
+
+
+def _one_per_trace(rows: list[tuple[Any, ...]], limit: int) -> list[SlowRequest]:
+    seen: set[str] = set()
+    found = []
+    for trace, span, name, start, duration, failed in rows:
+        if trace in seen:
+            continue
+        seen.add(trace)
+        found.append(SlowRequest(trace, span, name, int(start), int(duration), bool(failed)))
+        if len(found) == limit:
+            break
+    return found

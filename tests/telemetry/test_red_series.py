@@ -98,7 +98,12 @@ def test_the_step_keeps_charts_within_120_points() -> None:
     assert buckets_for(now - 300 * NS, now, now) == Buckets(
         HOUR_S + 3300, 5, 60, "service_metrics_1s", now - 300 * NS, now
     )
-    assert buckets_for(now - 3600 * NS, now, now).step_s == 30
+    quarter = buckets_for(now - 900 * NS, now, now)
+    assert (quarter.step_s, quarter.source, quarter.count) == (10, "service_metrics_1s", 90)
+    half_hour = buckets_for(now - 1800 * NS, now, now)
+    assert (half_hour.step_s, half_hour.source, half_hour.count) == (60, "service_metrics_1m", 30)
+    hour = buckets_for(now - 3600 * NS, now, now)
+    assert (hour.step_s, hour.source, hour.count) == (60, "service_metrics_1m", 60)
     day = buckets_for(now - 86400 * NS, now, now)
     assert (day.step_s, day.source, day.count) == (900, "service_metrics_1m", 96)
     week = buckets_for(now - 7 * 86400 * NS, now, now)
@@ -183,3 +188,15 @@ def test_series_stay_inside_the_tenant(shop: str) -> None:
     other = str(uuid.uuid4())
     assert service_series(other, H, H + 600 * NS, now_ns=LONG_AFTER).series == ()
     assert slowest_requests(other, "payments", H, H + 600 * NS) == []
+
+
+def test_slowest_requests_of_a_trace_entering_the_service_many_times(
+    clickhouse: Backend, tmp_path: Path, tenant_id: str
+) -> None:
+    """25 charges in one trace fill the top-k candidates: the exact one-per-trace query finds the next."""
+    shop = Shop()
+    shop.checkout(trace_id(7), H, 900, [500 + i for i in range(25)])
+    shop.checkout(trace_id(8), H, 100, [50])
+    insert(clickhouse, tmp_path, tenant_id, shop.request)
+    slow = slowest_requests(tenant_id, "payments", H, H + 60 * NS, limit=2)
+    assert [(s.trace_id, s.duration_ns) for s in slow] == [(trace_id(7), 524 * MS), (trace_id(8), 50 * MS)]

@@ -142,9 +142,9 @@ class ServicesSeriesView(ReadView):
         operation_id="services_series",
         summary="RED of every service over time: request rate, error rate and latency per bucket",
         description="Counted on requests entering each service (server, consumer and root spans). Ranges "
-        "up to an hour that start within the last two days are read from the per-second aggregates (steps "
-        "of 5 to 30 s), others from the per-minute ones; services without requests in the range are left "
-        "out. Sorted by service name.",
+        "up to 15 minutes that start within the last two days are read from the per-second aggregates "
+        "(steps of 5 or 10 s), others from the per-minute ones; services without requests in the range "
+        "are left out. Sorted by service name.",
         parameters=[TimeRangeParams, TenantParam],
         responses={200: ServicesSeriesBody, **ERRORS},
     )
