@@ -29,6 +29,8 @@ export function sortableTable(container, columns, rows, { sortBy = 0, descending
                   desc = i === sortIndex ? !desc : Boolean(c.num);
                   sortIndex = i;
                   draw();
+                  // the header was redrawn: keep the keyboard where it was
+                  table.querySelectorAll("th button.sort")[i]?.focus();
                 },
               }, c.label)
             : c.label,
