@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,8 +58,8 @@ class UiServer:
         return self.server.web
 
 
-def _create_users(server: Server, tenant: str) -> None:
-    plan = {user: {(name or tenant): role for name, role in roles.items()} for user, roles in USERS.items()}
+def _set_members(server: Server, plan: dict[str, dict[str, str]], create: bool) -> None:
+    """``plan``: username → {tenant: role}; ``create`` makes the users first."""
     script = f"""
 import json
 from django.contrib.auth import get_user_model
@@ -66,11 +67,19 @@ from tenants.logic import set_membership
 plan = json.loads({json.dumps(json.dumps(plan))})
 User = get_user_model()
 for username, roles in plan.items():
-    user = User.objects.create_user(username, password={PASSWORD!r})
+    if {create!r}:
+        user = User.objects.create_user(username, password={PASSWORD!r})
+    else:
+        user = User.objects.get(username=username)
     for tenant, role in roles.items():
         set_membership(tenant, user, role)
 """
     server.manage("shell", "-c", script)
+
+
+def _create_users(server: Server, tenant: str) -> None:
+    plan = {user: {(name or tenant): role for name, role in roles.items()} for user, roles in USERS.items()}
+    _set_members(server, plan, create=True)
 
 
 @pytest.fixture(scope="session")
@@ -94,6 +103,26 @@ def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiServer]:
     finally:
         if server.proc is not None:
             server.stop()
+
+
+@dataclass
+class OwnTenant:
+    """A tenant of one test (same members and roles as the shared one) and the SDK sending to it."""
+
+    name: str
+    traffic: Traffic
+
+
+@pytest.fixture
+def own_tenant(ui: UiServer) -> Iterator[OwnTenant]:
+    """For tests whose traffic would change what other tests see (open pages with ``?tenant=<name>``)."""
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    made = ui.server.create_tenant(name)
+    plan = {user: {name: roles[""]} for user, roles in USERS.items()}
+    _set_members(ui.server, plan, create=False)
+    traffic = Traffic(ui.server.otlp_http, made["ingest_key"])
+    yield OwnTenant(name, traffic)
+    traffic.close()
 
 
 @pytest.fixture(scope="session")
@@ -164,7 +193,7 @@ def sign_in(ui: UiServer, browser: Browser) -> Iterator[Callable[..., Session]]:
         page.fill("#id_login", username)
         page.fill("#id_password", PASSWORD)
         page.click("button[type=submit]")
-        page.wait_for_url("**/services/**")
+        page.wait_for_url("**/services/**", timeout=30_000)
         sessions.append(session)
         return session
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.ui.conftest import Session, UiServer, shot
+from tests.ui.conftest import OwnTenant, Session, shot
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
@@ -36,8 +36,10 @@ def call(page: Page, method: str, path: str, body: Any = None) -> dict[str, Any]
     )
 
 
-def test_an_editor_writes_a_rule_that_fires_live(sign_in: Callable[..., Session], ui: UiServer) -> None:
-    page = sign_in("eddie").open("/alerts/")
+def test_an_editor_writes_a_rule_that_fires_live(
+    sign_in: Callable[..., Session], own_tenant: OwnTenant
+) -> None:
+    page = sign_in("eddie").open(f"/alerts/?tenant={own_tenant.name}")
     expect(page.locator("body[data-loaded=true]")).to_be_attached()
     page.get_by_role("link", name="New rule").click()
     page.wait_for_url("**/alerts/rules/new/")
@@ -67,7 +69,7 @@ def test_an_editor_writes_a_rule_that_fires_live(sign_in: Callable[..., Session]
     expect(page.locator("#now")).to_contain_text("Nothing is firing or pending")
 
     page.evaluate("window.notReloaded = true")
-    ui.traffic.send(requests=20, error_every=2)
+    own_tenant.traffic.send(requests=20, error_every=2)
     firing = page.locator("#now li[data-state=firing]", has_text="payments failing")
     expect(firing).to_be_visible(timeout=LIVE_TIMEOUT)
     expect(firing).to_contain_text("service=payments")

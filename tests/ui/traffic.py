@@ -37,6 +37,7 @@ class Traffic:
 
     def __init__(self, otlp_http: str, ingest_key: str) -> None:
         headers = {"Authorization": f"Bearer {ingest_key}"}
+        self.orders = 1000
         self.tracers: dict[str, trace.Tracer] = {}
         self.providers: list[TracerProvider] = []
         self.log_providers: list[LoggerProvider] = []
@@ -108,10 +109,13 @@ class Traffic:
                     call.set_status(Status(StatusCode.ERROR, "payments answered 402"))
 
     def send(self, requests: int = 40, error_every: int = 5, seed: int = 7) -> Sent:
+        """``requests`` checkouts, every ``error_every``-th failing; order ids never repeat across calls,
+        so what one test sends cannot be mistaken for what another sent."""
         sent = Sent()
         rng = random.Random(seed)
-        for order in range(requests):
-            self.checkout(sent, 1000 + order, fail=order % error_every == error_every - 1, rng=rng)
+        for n in range(requests):
+            self.orders += 1
+            self.checkout(sent, self.orders, fail=n % error_every == error_every - 1, rng=rng)
         self.flush()
         return sent
 
