@@ -163,7 +163,7 @@ def test_a_signed_out_socket_is_told_to_sign_in_and_closed(tenant: tenants.Tenan
         assert (await socket.connect())["type"] == "websocket.accept"
         assert await socket.receive() == {
             "type": "error",
-            "error": "sign in first: live alert states need a browser session of a member",
+            "error": "sign in first: live alert states need the browser session of a member",
         }
         assert await socket.receive() == {"type": "websocket.close", "code": 4401}
 

@@ -218,7 +218,7 @@ def test_a_websocket_without_a_session_is_refused_with_the_reason(serve: Server)
     ) as socket:
         assert json.loads(socket.recv(timeout=10)) == {
             "type": "error",
-            "error": "sign in first: live alert states need a browser session of a member",
+            "error": "sign in first: live alert states need the browser session of a member",
         }
         with pytest.raises(ConnectionClosed) as closed:
             socket.recv(timeout=10)

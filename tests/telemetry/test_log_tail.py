@@ -196,7 +196,7 @@ def test_a_signed_out_socket_is_told_to_sign_in_and_closed(tenant: tenants.Tenan
         assert await ws.connect()
         assert await ws.receive_json_from() == {
             "type": "error",
-            "error": "sign in first: the live tail needs a browser session of a member",
+            "error": "sign in first: live log records need the browser session of a member",
         }
         assert (await ws.receive_output())["code"] == 4401
 

@@ -15,23 +15,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from typing import Any
-from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from ollystack.telemetry import dashboards
-from tenants.logic import Permission, TenantAccess, TenantAccessDenied, TenantAmbiguous, access_for_user
+from tenants.sockets import CLOSE_NOT_FOUND, MemberSocket
 
 log = logging.getLogger(__name__)
 
-CLOSE_UNAUTHENTICATED = 4401
-CLOSE_FORBIDDEN = 4403
-CLOSE_NOT_FOUND = 4404
 MIN_RANGE_S, MAX_RANGE_S, DEFAULT_RANGE_S = 60, 7 * 86_400, 3_600
 
 
-class DashboardConsumer(AsyncJsonWebsocketConsumer):
+class DashboardConsumer(MemberSocket):
     interval = 5.0  # seconds between live rounds
     group: str | None = None
     tenant_id: str = ""
@@ -39,28 +34,15 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
     live: asyncio.Task[None] | None = None
 
     async def connect(self) -> None:
-        user = self.scope.get("user")
-        if user is None or not user.is_authenticated:
-            await self._refuse(CLOSE_UNAUTHENTICATED, "sign in first: live dashboards need a browser session")
-            return
-        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
-        tenant_name = (query.get("tenant") or [""])[0] or None
-        try:
-            access: TenantAccess = await database_sync_to_async(access_for_user)(user, tenant_name)
-        except (TenantAccessDenied, TenantAmbiguous) as exc:
-            await self._refuse(CLOSE_FORBIDDEN, str(exc))
-            return
-        if not access.allows(Permission.READ):
-            await self._refuse(
-                CLOSE_FORBIDDEN, f"your role cannot read dashboards of tenant {access.tenant_name}"
-            )
+        access = await self.member("live dashboards")
+        if access is None:
             return
         self.tenant_id = access.tenant_id
         self.dashboard_id = int(self.scope["url_route"]["kwargs"]["dashboard_id"])
         try:
             await database_sync_to_async(dashboards.get_dashboard)(self.tenant_id, self.dashboard_id)
         except dashboards.NotFound:
-            await self._refuse(
+            await self.refuse(
                 CLOSE_NOT_FOUND, f"no dashboard {self.dashboard_id} in tenant {access.tenant_name}"
             )
             return
@@ -123,8 +105,3 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
         if self.live is not None:
             self.live.cancel()
             self.live = None
-
-    async def _refuse(self, code: int, error: str) -> None:
-        await self.accept()
-        await self.send_json({"type": "error", "error": error})
-        await self.close(code=code)

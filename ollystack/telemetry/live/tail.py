@@ -18,20 +18,13 @@ import itertools
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import parse_qs
-
-from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from ollystack.telemetry.api.params import parse_severity
 from ollystack.telemetry.log_tail import TailCursor, TailFilter, poll
-from tenants.logic import Permission, TenantAccess, TenantAccessDenied, TenantAmbiguous, access_for_user
+from tenants.sockets import CLOSE_MALFORMED, MemberSocket
 
 log = logging.getLogger(__name__)
 
-CLOSE_MALFORMED = 4400
-CLOSE_UNAUTHENTICATED = 4401
-CLOSE_FORBIDDEN = 4403
 POLL_SECONDS = 0.3
 MAX_TEXT = 200
 
@@ -103,33 +96,19 @@ def feed_count() -> int:
     return len(_feeds)
 
 
-class LiveTailConsumer(AsyncJsonWebsocketConsumer):
+class LiveTailConsumer(MemberSocket):
     unsubscribe: Callable[[], None] | None = None
 
     async def connect(self) -> None:
-        user = self.scope.get("user")
-        if user is None or not user.is_authenticated:
-            await self._refuse(
-                CLOSE_UNAUTHENTICATED, "sign in first: the live tail needs a browser session of a member"
+        access = await self.member("live log records")
+        if access is None:
+            return
+        try:
+            tail = tail_filter(
+                self.query_param("service"), self.query_param("severity"), self.query_param("text")
             )
-            return
-        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
-
-        def first(name: str) -> str | None:
-            return (query.get(name) or [""])[0].strip() or None
-
-        try:
-            access: TenantAccess = await database_sync_to_async(access_for_user)(user, first("tenant"))
-        except (TenantAccessDenied, TenantAmbiguous) as exc:
-            await self._refuse(CLOSE_FORBIDDEN, str(exc))
-            return
-        if not access.allows(Permission.READ):
-            await self._refuse(CLOSE_FORBIDDEN, f"your role cannot read logs of tenant {access.tenant_name}")
-            return
-        try:
-            tail = tail_filter(first("service"), first("severity"), first("text"))
         except ValueError as exc:
-            await self._refuse(CLOSE_MALFORMED, str(exc))
+            await self.refuse(CLOSE_MALFORMED, str(exc))
             return
         await self.accept()
         self.unsubscribe = subscribe(access.tenant_id, tail, self.send_json)
@@ -142,11 +121,6 @@ class LiveTailConsumer(AsyncJsonWebsocketConsumer):
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         """The stream is one-way; messages from the client are ignored."""
-
-    async def _refuse(self, code: int, error: str) -> None:
-        await self.accept()
-        await self.send_json({"type": "error", "error": error})
-        await self.close(code=code)
 
 
 def tail_filter(service: str | None, severity: str | None, text: str | None) -> TailFilter:
