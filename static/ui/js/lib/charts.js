@@ -19,7 +19,22 @@ function fit(plot, el, height) {
   return plot;
 }
 
-// xs: [t…]; series: [{label, values: […], color?, format?}]
+const present = (v) => v !== null && v !== undefined;
+
+// uPlot points.filter: a value with no neighbour (between nulls: a bucket without requests has no latency
+// or error rate) is drawn as a dot, so a single burst of traffic still shows. Lines draw no other points.
+function isolated(u, seriesIndex, show) {
+  if (show) return null;
+  const values = u.data[seriesIndex];
+  const found = [];
+  for (let i = 0; i < values.length; i++) {
+    if (present(values[i]) && !present(values[i - 1]) && !present(values[i + 1])) found.push(i);
+  }
+  return found.length ? found : null;
+}
+
+// xs: [t…]; series: [{label, values: […], color?, format?}]; yMin: a fixed bottom (0 for rates).
+// Returns the plot; call plot.destroy() before drawing into the element again.
 export function timeSeries(el, xs, series, { height = 220, format = (v) => String(v), yMin } = {}) {
   el.replaceChildren();
   const opts = {
@@ -27,22 +42,26 @@ export function timeSeries(el, xs, series, { height = 220, format = (v) => Strin
     height,
     cursor: { drag: { x: true, y: false } },
     legend: { show: series.length > 0 },
-    scales: yMin === undefined ? {} : { y: { range: (u, min, max) => [yMin, max > yMin ? max : yMin + 1] } },
-    axes: [{}, { values: (u, ticks) => ticks.map(format), size: 64 }],
+    scales: yMin === undefined ? {} : { y: { range: (u, min, max) => [yMin, max > yMin ? max * 1.05 : yMin + 1] } },
+    axes: [{}, { values: (u, ticks) => ticks.map(format), size: 78 }],
     series: [
       {},
-      ...series.map((s, i) => ({
-        label: s.label,
-        stroke: s.color || PALETTE[i % PALETTE.length],
-        width: 1.5,
-        value: (u, v) => (v === null || v === undefined ? "–" : (s.format || format)(v)),
-        // no points option: uPlot draws them only where the data is sparse (a single sample stays visible)
-      })),
+      ...series.map((s, i) => {
+        const color = s.color || PALETTE[i % PALETTE.length];
+        return {
+          label: s.label,
+          stroke: color,
+          width: 1.5,
+          value: (u, v) => (present(v) ? (s.format || format)(v) : "–"),
+          points: { show: false, filter: isolated, size: 6, fill: color },
+        };
+      }),
     ],
   };
   return fit(new uPlot(opts, [xs, ...series.map((s) => s.values)], el), el, height);
 }
 
+// A small chart without axes for a table cell; nulls are gaps, lone values dots.
 export function sparkline(el, xs, ys, { color = PALETTE[0], height = 28, width: w = 120 } = {}) {
   el.replaceChildren();
   const opts = {
@@ -51,9 +70,10 @@ export function sparkline(el, xs, ys, { color = PALETTE[0], height = 28, width: 
     cursor: { show: false },
     legend: { show: false },
     select: { show: false },
+    padding: [4, 4, 2, 4],
     axes: [{ show: false }, { show: false }],
-    scales: { x: { time: false }, y: { range: (u, min, max) => [0, max > 0 ? max : 1] } },
-    series: [{}, { stroke: color, fill: `${color}22`, width: 1.25, points: { show: false } }],
+    scales: { x: { time: false }, y: { range: (u, min, max) => [0, max > 0 ? max * 1.1 : 1] } },
+    series: [{}, { stroke: color, fill: `${color}22`, width: 1.25, points: { show: false, filter: isolated, size: 4, fill: color } }],
   };
   return new uPlot(opts, [xs, ys], el);
 }

@@ -6,10 +6,9 @@ import { get, ApiError } from "olly/api.js";
 import { $, h, flash } from "olly/dom.js";
 import { rate, percent, duration, durationNs, count, time } from "olly/format.js";
 import { bindRange } from "olly/range.js";
-import { PALETTE } from "olly/charts.js";
+import { PALETTE, timeSeries } from "olly/charts.js";
 import { sortableTable } from "olly/table.js";
 import { config } from "olly/config.js";
-import { redChart } from "olly/services-charts.js";
 
 const service = config.service;
 const base = `/api/v1/services/${encodeURIComponent(service)}`;
@@ -34,7 +33,7 @@ function chart(id, xs, series, format) {
     el.replaceChildren(h("div", { class: "empty" }, "No requests in this range."));
     return;
   }
-  plots.set(id, redChart(el, xs, series, { format }));
+  plots.set(id, timeSeries(el, xs, series, { height: 200, format, yMin: 0 }));
 }
 
 function empty(el, text) {

@@ -5,9 +5,8 @@ import { get, ApiError } from "olly/api.js";
 import { $, h, flash } from "olly/dom.js";
 import { rate, percent, durationNs } from "olly/format.js";
 import { bindRange } from "olly/range.js";
-import { PALETTE } from "olly/charts.js";
+import { PALETTE, sparkline } from "olly/charts.js";
 import { sortableTable } from "olly/table.js";
-import { redSparkline } from "olly/services-charts.js";
 
 const container = $("#services");
 const search = $("#service-search");
@@ -28,7 +27,7 @@ function serviceHref(name) {
 
 function spark(xs, ys, color, label) {
   const el = h("span", { class: "sparkline", role: "img", "aria-label": label });
-  if (xs.length && ys.some((v) => v !== null && v !== undefined && v !== 0)) plots.push(redSparkline(el, xs, ys, { color }));
+  if (xs.length && ys.some((v) => v !== null && v !== undefined && v !== 0)) plots.push(sparkline(el, xs, ys, { color, width: 110 }));
   return el;
 }
 
