@@ -135,10 +135,12 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Traces, logs and metrics stored in ClickHouse, read back per tenant.",
     # Choice sets used by several fields or components get one name each in the schema.
     "ENUM_NAME_OVERRIDES": {
+        "AlertSeverityEnum": "alerts.models.Severity",
         "AlertStateEnum": "alerts.models.State",
         "ChannelKindEnum": "alerts.models.ChannelKind",
         "KeyKindEnum": "tenants.api.views.KINDS",
         "KeyStatusEnum": ["active", "expired", "revoked"],
+        "LogSeverityClassEnum": "ollystack.telemetry.log_histogram.SEVERITIES",
         "NotificationStatusEnum": "alerts.models.NotificationStatus",
         "RuleKindEnum": "alerts.models.RuleKind",
         "SilenceStatusEnum": "alerts.api.serializers.SILENCE_STATUSES",

@@ -8,11 +8,16 @@ export function rangeSeconds(value) {
   return match ? Number(match[1]) * UNITS[match[2]] : 3600;
 }
 
-// {start, end} in Unix seconds (what the REST API's start/end accept), end = now.
+// {start, end} in Unix seconds (what the REST API's start/end accept). For ranges of an hour or more the end
+// is now rounded up to 10 s, so reloads and auto-refresh within those seconds ask the same question and the
+// server's query cache can answer them.
 export function currentRange() {
   const params = new URLSearchParams(window.location.search);
-  const end = Math.floor(Date.now() / 1000);
-  return { start: end - rangeSeconds(params.get("range") || "1h"), end, range: params.get("range") || "1h" };
+  const range = params.get("range") || "1h";
+  const seconds = rangeSeconds(range);
+  const grain = seconds >= 3600 ? 10 : 1;
+  const end = Math.ceil(Date.now() / 1000 / grain) * grain;
+  return { start: end - seconds, end, range };
 }
 
 function setParam(name, value) {
