@@ -74,6 +74,8 @@ ACCOUNT_SIGNUP_FIELDS = ["username*", "password1*"]
 ACCOUNT_EMAIL_VERIFICATION = "none"
 ACCOUNT_LOGOUT_ON_GET = False
 ACCOUNT_SESSION_REMEMBER = None  # the "remember me" box decides
+# Sign-ins per client address (allauth's format: count/period/per); failed attempts keep allauth's limits.
+ACCOUNT_RATE_LIMITS = {"login": env_str("OLLYSTACK_LOGIN_RATE", "30/m/ip")}
 LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "ui-services"
 ACCOUNT_LOGOUT_REDIRECT_URL = "account_login"

@@ -36,6 +36,7 @@ class Server:
     proc: subprocess.Popen[str] | None = None
     output: list[str] = field(default_factory=list)
     log_path: Path | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def env(self) -> dict[str, str]:
@@ -51,6 +52,7 @@ class Server:
             OLLYSTACK_KEY_REFRESH_SECONDS="1",
             PYTHONUNBUFFERED="1",
         )
+        env.update(self.extra_env)
         return env
 
     @property

@@ -85,6 +85,8 @@ def _create_users(server: Server, tenant: str) -> None:
 @pytest.fixture(scope="session")
 def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiServer]:
     server = make_server(tmp_path_factory.mktemp("ui") / "var")
+    # every test signs in afresh, all from 127.0.0.1: more than allauth's 30 sign-ins a minute per address
+    server.extra_env["OLLYSTACK_LOGIN_RATE"] = "600/m/ip"
     server.start()
     try:
         boot = server.bootstrap()
