@@ -45,6 +45,7 @@ import numpy as np
 
 from bench import queries
 from tests.e2e.conftest import Server, free_port
+from tests.ui.conftest import CHROMIUM, CHROMIUM_ARGS
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "var" / "bench" / "ui-data"
@@ -57,18 +58,6 @@ TENANT = "shop"
 SMALL_TENANTS = ("acme", "globex")
 USER = "bench"
 PASSWORD = secrets.token_urlsafe(16)  # set again on every run
-CHROMIUM = os.environ.get("OLLYSTACK_TEST_CHROMIUM", "/usr/bin/chromium")
-# as in tests/ui/conftest.py: headless as root on a closed network
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 RANGES = ("1h", "6h")
 RENDER_MARK = "olly:trace-rendered"
 
