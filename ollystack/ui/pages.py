@@ -18,7 +18,7 @@ from django.contrib.auth.models import User
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from tenants.logic import Permission, TenantAccess, TenantError, access_for_user, user_tenants
+from tenants.logic import Permission, TenantAccess, access_for_user, user_tenants
 
 SESSION_TENANT = "ui_tenant"
 
@@ -38,14 +38,9 @@ def resolve(request: HttpRequest) -> UiContext | None:
     tenants = user_tenants(cast(User, request.user))
     if not tenants:
         return None
-    names = [name for name, _ in tenants]
+    names = [name for name, _ in tenants]  # superusers: every active tenant
     asked = request.GET.get("tenant") or request.session.get(SESSION_TENANT)
-    if asked not in names and not (asked and request.user.is_superuser):
-        asked = names[0]
-    try:
-        access = access_for_user(cast(User, request.user), asked)
-    except TenantError:
-        access = access_for_user(cast(User, request.user), names[0])
+    access = access_for_user(cast(User, request.user), asked if asked in names else names[0])
     if request.session.get(SESSION_TENANT) != access.tenant_name:
         request.session[SESSION_TENANT] = access.tenant_name
     return UiContext(access=access, tenants=tenants)
