@@ -1,6 +1,7 @@
 """RED over time: request, error and latency figures per service or operation, in equal time buckets.
 
-Read from the per-second and per-minute aggregates (``service_metrics_1s``/``_1m``), never from raw spans:
+Read from the per-second and per-minute aggregates (``service_metrics_1s``/``_1m`` and the 5-minute and
+hourly rollups of the latter, see ``ollystack.clickhouse.rollups``), never from raw spans:
 the step is chosen from the range so that a chart has at most ``MAX_POINTS`` buckets; recent ranges up to
 15 minutes read the per-second view (kept two days) in steps of seconds, others the per-minute view.
 Buckets are aligned on multiples of the step since the epoch, so a chart refreshed a few seconds later
@@ -17,8 +18,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ollystack.clickhouse import get_backend
-from ollystack.clickhouse.queries import Select, ns, select, time_range
-from ollystack.clickhouse.views import DIGEST, ENTRY_KINDS, RED_1S_TTL_DAYS
+from ollystack.clickhouse.queries import Select, minute_range, ns, select, time_range
+from ollystack.clickhouse.views import DIGEST, ENTRY_KINDS, RED_1S_TTL_DAYS, SLOWEST_KEPT
+from ollystack.clickhouse.rollups import red_rows
 
 NS_PER_S = 1_000_000_000
 MAX_POINTS = 120
@@ -118,10 +120,13 @@ class SeriesSet:
     series: tuple[RedSeries, ...]
 
 
-def _range(buckets: Buckets, query: Select) -> Select:
-    """The aggregate rows overlapping the range: from the row boundary at or before its start."""
-    start = buckets.start_ns // (buckets.resolution_s * NS_PER_S) * buckets.resolution_s * NS_PER_S
-    return time_range(query, buckets.time_column, start, buckets.end_ns)
+def _rows(tenant_id: str, buckets: Buckets, columns: list[str]) -> Select:
+    """The aggregate rows overlapping the range (from the row boundary at or before its start): seconds
+    from the per-second view, minutes from the per-minute view and the rollups that fit the step."""
+    if buckets.source != "service_metrics_1s":
+        return red_rows(tenant_id, buckets.start_ns, buckets.end_ns, columns, bucket_s=buckets.step_s)
+    start = buckets.start_ns // NS_PER_S * NS_PER_S
+    return time_range(select(buckets.source, tenant_id, columns), "second", start, buckets.end_ns)
 
 
 def _bucketed(tenant_id: str, buckets: Buckets, key: str) -> Select:
@@ -133,7 +138,7 @@ def _bucketed(tenant_id: str, buckets: Buckets, key: str) -> Select:
         "sum(errors) AS errors_sum",
         f"{_MERGE}(duration) AS quantiles",
     ]
-    query = _range(buckets, select(buckets.source, tenant_id, columns))
+    query = _rows(tenant_id, buckets, columns)
     return replace(query, params={**query.params, "origin_s": buckets.origin_s, "step_s": buckets.step_s})
 
 
@@ -199,7 +204,7 @@ def operation_series(
     range, over all their spans like ``operation_red``; busiest first."""
     top = max(1, min(int(top), MAX_TOP_OPERATIONS))
     buckets = buckets_for(start_ns, end_ns, now_ns)
-    busiest = _range(buckets, select(buckets.source, tenant_id, ["operation"]))
+    busiest = _rows(tenant_id, buckets, ["operation"])
     busiest = busiest.filter("service_name = {service:String}", service=service)
     inner, inner_params = (
         busiest.grouped("operation").ordered("sum(requests) DESC, operation").limited(top).sql()
@@ -228,15 +233,35 @@ class SlowRequest:
 def slowest_requests(
     tenant_id: str, service: str, start_ns: int, end_ns: int, limit: int = 10
 ) -> list[SlowRequest]:
-    """The longest requests served by ``service`` that started in ``[start_ns, end_ns)``, one per trace,
-    longest first.
+    """The longest requests served by ``service`` that started in the minutes overlapping ``[start_ns,
+    end_ns)`` (like the RED figures beside them), one per trace, longest first.
 
-    Reads the range's spans (the table's key leads with tenant and hour). The longest ``limit`` times
-    ``SLOWEST_CANDIDATES`` requests are taken with a top-k sort and kept one per trace here; only when
-    they hold fewer than ``limit`` traces (traces that enter the service many times) is the exact one-per-
-    trace query run, which sorts every request of the range (several times slower over a day).
+    Up to ``SLOWEST_KEPT`` requests: merged from ``slowest_requests_1m`` (the longest entry spans per
+    service and minute). More, or when those hold fewer than ``limit`` traces (a trace that enters the
+    service many times), from the range's spans: the longest ``limit`` times ``SLOWEST_CANDIDATES`` with a
+    top-k sort, kept one per trace here, and only when they still hold fewer than ``limit`` traces the exact
+    one-per-trace query, which sorts every request of the range (several times slower over a day).
     """
     limit = max(1, min(int(limit), MAX_SLOWEST))
+    if limit <= SLOWEST_KEPT:
+        query = minute_range(
+            select(
+                "slowest_requests_1m", tenant_id, [f"groupArraySortedMerge({SLOWEST_KEPT})(top) AS longest"]
+            ),
+            "minute",
+            start_ns,
+            end_ns,
+        ).filter("service_name = {service:String}", service=service)
+        inner, params = query.sql()
+        sql = (
+            "SELECT lower(hex(r.2)), lower(hex(r.3)), r.4, toString(toUnixTimestamp64Nano(r.5)), -r.1, r.6\n"
+            f"FROM ({inner})\nARRAY JOIN longest AS r"
+        )
+        rows = get_backend().query(sql, params).rows
+        found = _one_per_trace(rows, limit)
+        if len(found) == limit or len(rows) < SLOWEST_KEPT:
+            return found
+    minute_ns = MINUTE * NS_PER_S
     query = time_range(
         select(
             "spans",
@@ -251,8 +276,8 @@ def slowest_requests(
             ],
         ),
         "timestamp",
-        start_ns,
-        end_ns,
+        start_ns // minute_ns * minute_ns,
+        -(-end_ns // minute_ns) * minute_ns,
     )
     query = query.filter("service_name = {service:String}", service=service).filter(
         f"kind IN {ENTRY_KINDS} OR parent_span_id = ''"

@@ -6,18 +6,27 @@ from dataclasses import dataclass
 from typing import Any
 
 from ollystack.clickhouse import get_backend
-from ollystack.clickhouse.queries import minute_range, select, time_range
+from ollystack.clickhouse.queries import minute_range, select
 from ollystack.clickhouse.views import DIGEST
+from ollystack.clickhouse.rollups import red_rows
 
 
 def list_services(tenant_id: str, start_ns: int, end_ns: int) -> list[str]:
-    """Service names seen in spans, logs or metrics with ``start_ns <= time < end_ns``, sorted."""
+    """Service names seen in spans, logs or metrics in the minutes overlapping ``[start_ns, end_ns)``,
+    sorted. Read from the per-minute views (a service's minute rows), not from the raw rows."""
+    spans = red_rows(tenant_id, start_ns, end_ns, ["DISTINCT service_name AS service"])
+    logs = minute_range(
+        select("log_volume_1m", tenant_id, ["DISTINCT service_name AS service"]), "minute", start_ns, end_ns
+    )
+    metrics = minute_range(
+        select("metric_series_1m", tenant_id, ["DISTINCT service_name AS service"]),
+        "minute",
+        start_ns,
+        end_ns,
+    )
     parts = []
     params: dict[str, object] = {}
-    for table in ("spans", "logs", "metric_points"):
-        query = time_range(
-            select(table, tenant_id, ["DISTINCT service_name AS service"]), "timestamp", start_ns, end_ns
-        )
+    for query in (spans, logs, metrics):
         sql, p = query.sql()
         parts.append(sql)
         params.update(p)
@@ -67,19 +76,18 @@ def _red(row: tuple[Any, ...], service: str, operation: str) -> Red:
 
 def service_red(tenant_id: str, start_ns: int, end_ns: int) -> list[Red]:
     """RED per service over the minutes of ``[start_ns, end_ns)``, counted on entry spans (where requests
-    enter a service: SERVER/CONSUMER or root spans), from the ``service_metrics_1m`` view."""
-    query = minute_range(
-        select("service_metrics_1m", tenant_id, ["service_name", *_RED_COLUMNS]), "minute", start_ns, end_ns
-    ).filter("entry = 1")
+    enter a service: SERVER/CONSUMER or root spans), from the per-minute view and its rollups."""
+    query = red_rows(tenant_id, start_ns, end_ns, ["service_name", *_RED_COLUMNS]).filter("entry = 1")
     sql, params = query.grouped("service_name").ordered("service_name").sql()
     return [_red(tuple(row[1:]), row[0], "") for row in get_backend().query(sql, params).rows]
 
 
 def operation_red(tenant_id: str, service: str, start_ns: int, end_ns: int) -> list[Red]:
-    """RED per operation (span name) of one service, over all its spans, from ``service_metrics_1m``."""
-    query = minute_range(
-        select("service_metrics_1m", tenant_id, ["operation", *_RED_COLUMNS]), "minute", start_ns, end_ns
-    ).filter("service_name = {service:String}", service=service)
+    """RED per operation (span name) of one service, over all its spans, from the per-minute view and its
+    rollups."""
+    query = red_rows(tenant_id, start_ns, end_ns, ["operation", *_RED_COLUMNS]).filter(
+        "service_name = {service:String}", service=service
+    )
     sql, params = query.grouped("operation").ordered("operation").sql()
     return [_red(tuple(row[1:]), service, row[0]) for row in get_backend().query(sql, params).rows]
 

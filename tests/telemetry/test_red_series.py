@@ -10,8 +10,10 @@ import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
-from ollystack.clickhouse import Backend, Signal
+from ollystack.clickhouse import Backend, Signal, get_backend, set_backend
+from ollystack.clickhouse.backends import Params, QueryResult, Settings
 from ollystack.clickhouse.otlp import RANDOMNESS_BITS, frame
+from ollystack.clickhouse.views import SLOWEST_KEPT
 from ollystack.telemetry.red_series import (
     Buckets,
     SlowRequest,
@@ -200,3 +202,27 @@ def test_slowest_requests_of_a_trace_entering_the_service_many_times(
     insert(clickhouse, tmp_path, tenant_id, shop.request)
     slow = slowest_requests(tenant_id, "payments", H, H + 60 * NS, limit=2)
     assert [(s.trace_id, s.duration_ns) for s in slow] == [(trace_id(7), 524 * MS), (trace_id(8), 50 * MS)]
+
+
+def test_slowest_requests_come_from_the_view_up_to_what_it_keeps(shop: str) -> None:
+    statements: list[str] = []
+    backend = get_backend()
+
+    class Recording(Backend):
+        def query(
+            self, sql: str, params: Params | None = None, settings: Settings | None = None
+        ) -> QueryResult:
+            statements.append(sql)
+            return backend.query(sql, params, settings)
+
+    set_backend(Recording())
+    try:
+        few = slowest_requests(shop, "payments", H, H + 600 * NS, limit=SLOWEST_KEPT)
+        assert ["slowest_requests_1m" in sql for sql in statements] == [True]
+        statements.clear()
+        more = slowest_requests(shop, "payments", H, H + 600 * NS, limit=SLOWEST_KEPT + 1)
+        assert ["FROM spans" in sql for sql in statements] == [True]
+    finally:
+        set_backend(backend)
+    assert few == more[: len(few)]
+    assert len(few) >= 3
