@@ -1,9 +1,11 @@
 """Finding traces: the newest traces with a span that matches every condition, summarized.
 
-One statement does both steps, so ClickHouse runs them without a round trip: the inner query filters spans
-on the conditions (service and operation lead the table's ORDER BY, the duration has a minmax skip index)
-and keeps the ``limit`` newest trace ids; the outer one reads every span of just those traces (the
-trace_id bloom-filter index) and summarizes each trace.
+Two steps. The first finds the ``limit`` traces whose last matching span is newest, looking back from the
+range's end in windows that grow fourfold (1 minute, then 4, 16, …): the newest traces of a busy tenant are
+in its last minute, and grouping every span of a 6-hour range by trace to keep 20 was most of a search's
+time (10 M spans: 171 ms). A trace found in a window has no match in a later one, so its last match there is
+its last match; windows stop once ``limit`` traces are found. The second step reads every span of just those
+traces (the trace_id bloom-filter index) and summarizes each trace.
 """
 
 from __future__ import annotations
@@ -21,9 +23,11 @@ from ollystack.clickhouse.queries import select, time_range
 MAX_LIMIT = 1000
 MAX_ATTRIBUTE_FILTERS = 10
 STATUS_ERROR = 2
-# Spans of a matching trace are read this far around the searched range (traces longer than this are
-# summarized from the spans inside it).
+# Spans of a matching trace are read from this long before the oldest match found to this long after the
+# range (traces longer than this are summarized from the spans inside it).
 TRACE_SLACK_NS = 3600 * 1_000_000_000
+FIRST_WINDOW_NS = 60 * 1_000_000_000
+WINDOW_GROWTH = 4
 STATUSES = ("error", "ok")
 _INT = re.compile(r"^[+-]?\d+$")
 
@@ -108,11 +112,8 @@ def search_traces(tenant_id: str, query: TraceQuery) -> list[TraceSummary]:
         raise ValueError(f"at most {MAX_ATTRIBUTE_FILTERS} attribute filters")
     limit = max(1, min(int(query.limit), MAX_LIMIT))
 
-    matching = time_range(
-        select("spans", tenant_id, ["trace_id", "max(timestamp) AS last_match"]),
-        "timestamp",
-        query.start_ns,
-        query.end_ns,
+    matching = select(
+        "spans", tenant_id, ["lower(hex(trace_id)) AS trace_hex", "max(toUnixTimestamp64Nano(timestamp))"]
     )
     if query.service is not None:
         matching = matching.filter("service_name = {service:String}", service=query.service)
@@ -129,7 +130,18 @@ def search_traces(tenant_id: str, query: TraceQuery) -> list[TraceSummary]:
     for n, (key, value) in enumerate(query.attributes):
         condition, values = attribute_condition(n, key, value)
         matching = matching.filter(condition, **values)
-    inner_sql, params = matching.grouped("trace_id").ordered("last_match DESC").limited(limit).sql()
+    matching = matching.grouped("trace_id").ordered("2 DESC, trace_hex").limited(limit)
+
+    found: dict[str, int] = {}  # trace id (hex) → its last match, newest first
+    for window_start, window_end in windows(query.start_ns, query.end_ns):
+        sql, params = time_range(matching, "timestamp", window_start, window_end).sql()
+        for trace, last_match in get_backend().query(sql, params).rows:
+            if len(found) < limit:
+                found.setdefault(trace, int(last_match))
+        if len(found) >= limit:
+            break
+    if not found:
+        return []
 
     summary = select(
         "spans",
@@ -150,13 +162,28 @@ def search_traces(tenant_id: str, query: TraceQuery) -> list[TraceSummary]:
     ).filter(
         "timestamp >= fromUnixTimestamp64Nano({trace_start_ns:Int64}, 'UTC') "
         "AND timestamp < fromUnixTimestamp64Nano({trace_end_ns:Int64}, 'UTC')",
-        trace_start_ns=max(0, query.start_ns - TRACE_SLACK_NS),
+        trace_start_ns=max(0, min(found.values()) - TRACE_SLACK_NS),
         trace_end_ns=query.end_ns + TRACE_SLACK_NS,
     )
-    # IN (subquery) builds the set of matching ids once; the set drives the trace_id bloom-filter index
-    summary = summary.filter(f"trace_id IN (SELECT trace_id FROM (\n{inner_sql}\n))", **params)
+    # IN (subquery) builds the set of ids once; the set drives the trace_id bloom-filter index
+    summary = summary.filter(
+        "trace_id IN (SELECT toFixedString(unhex(arrayJoin({trace_ids:Array(String)})), 16))",
+        trace_ids=list(found),
+    )
     sql, all_params = summary.grouped("trace_id").ordered("min(timestamp) DESC, trace_id_hex").sql()
     return [_summary(row) for row in get_backend().query(sql, all_params).rows]
+
+
+def windows(start_ns: int, end_ns: int) -> list[tuple[int, int]]:
+    """``[start_ns, end_ns)`` cut into windows from its end back, ``FIRST_WINDOW_NS`` long and each
+    ``WINDOW_GROWTH`` times the one before (newest first)."""
+    cuts = []
+    end, width = end_ns, FIRST_WINDOW_NS
+    while end > start_ns:
+        begin = max(start_ns, end - width)
+        cuts.append((begin, end))
+        end, width = begin, width * WINDOW_GROWTH
+    return cuts
 
 
 def _summary(row: tuple[Any, ...]) -> TraceSummary:

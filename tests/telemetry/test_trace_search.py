@@ -11,7 +11,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from ollystack.clickhouse import Backend, Signal, get_backend, set_backend
 from ollystack.clickhouse.backends import Params, QueryResult, Settings
-from ollystack.telemetry.trace_search import TraceQuery, TraceSummary, search_traces
+from ollystack.telemetry.trace_search import TraceQuery, TraceSummary, search_traces, windows
 
 NS = 1_000_000_000
 MS = 1_000_000
@@ -143,17 +143,41 @@ class Recording(Backend):
         return self.inner.query(sql, params, settings)
 
 
-def test_one_statement_filters_then_summarizes(shop: str) -> None:
+def test_windows_back_from_the_end_then_one_summary(shop: str) -> None:
     recording = Recording(get_backend())
     set_backend(recording)
     try:
-        search(shop, service="payment", attributes=(("http.response.status_code", "500"),))
+        # windows [540 s, 600 s), [300 s, 540 s), [-660 s, 300 s) from BASE: the third holds all three
+        # traces, so the fourth, [-3600 s, -660 s), is never read
+        attributes = (("http.response.status_code", "500"),)
+        query = TraceQuery(
+            BASE - 3600 * NS, BASE + 600 * NS, service="payment", attributes=attributes, limit=1
+        )
+        assert [s.trace_id for s in search_traces(shop, query)] == [T_CART]
     finally:
         set_backend(recording.inner)
-    assert len(recording.sql) == 1
-    sql = recording.sql[0]
-    assert sql.count("FROM spans") == 2
-    assert sql.count("(tenant_id = {tenant_id:String})") == 2
-    assert "trace_id IN (SELECT trace_id FROM (" in sql
-    assert "GROUP BY trace_id\nORDER BY last_match DESC\nLIMIT {limit:UInt64}" in sql
-    assert "has({attr_typed_0:Array(String)}, attributes_other[{attr_key_0:String}])" in sql
+    *found, summary = recording.sql
+    assert len(found) == 3
+    for sql in found:
+        assert sql.count("FROM spans") == 1
+        assert sql.count("(tenant_id = {tenant_id:String})") == 1
+        assert "has({attr_typed_0:Array(String)}, attributes_other[{attr_key_0:String}])" in sql
+        assert "GROUP BY trace_id\nORDER BY 2 DESC, trace_hex\nLIMIT {limit:UInt64}" in sql
+    assert summary.count("FROM spans") == 1
+    assert summary.count("(tenant_id = {tenant_id:String})") == 1
+    assert "trace_id IN (SELECT toFixedString(unhex(arrayJoin({trace_ids:Array(String)})), 16))" in summary
+
+
+def test_a_trace_matching_in_several_windows_counts_once_at_its_last_match(shop: str) -> None:
+    # the first window [BASE + 10 ms, BASE + 60.01 s) holds the cart root and the checkout child; the
+    # checkout root (BASE) is in the next one
+    end = BASE + 60_010 * MS
+    assert [s.trace_id for s in search_traces(shop, TraceQuery(BASE - 60 * NS, end, limit=1))] == [T_CART]
+    summaries = search_traces(shop, TraceQuery(BASE - 60 * NS, end))
+    assert [(s.trace_id, s.span_count) for s in summaries] == [(T_CART, 2), (T_CHECKOUT, 2)]
+
+
+def test_windows_grow_fourfold_from_the_end() -> None:
+    m = 60 * NS
+    assert windows(0, 30 * m) == [(29 * m, 30 * m), (25 * m, 29 * m), (9 * m, 25 * m), (0, 9 * m)]
+    assert windows(5, 5) == []
