@@ -19,8 +19,8 @@ from typing import Any
 
 from ollystack.clickhouse import get_backend
 from ollystack.clickhouse.queries import Select, minute_range, ns, select, time_range
-from ollystack.clickhouse.views import DIGEST, ENTRY_KINDS, RED_1S_TTL_DAYS, SLOWEST_KEPT
 from ollystack.clickhouse.rollups import red_rows
+from ollystack.clickhouse.views import DIGEST, ENTRY_KINDS, RED_1S_TTL_DAYS, SLOWEST_KEPT
 
 NS_PER_S = 1_000_000_000
 MAX_POINTS = 120

@@ -7,8 +7,8 @@ from typing import Any
 
 from ollystack.clickhouse import get_backend
 from ollystack.clickhouse.queries import minute_range, select
-from ollystack.clickhouse.views import DIGEST
 from ollystack.clickhouse.rollups import red_rows
+from ollystack.clickhouse.views import DIGEST
 
 
 def list_services(tenant_id: str, start_ns: int, end_ns: int) -> list[str]:
@@ -74,10 +74,13 @@ def _red(row: tuple[Any, ...], service: str, operation: str) -> Red:
     return Red(service, operation, total, float(errors), mean, p50, p90, p95, p99)
 
 
-def service_red(tenant_id: str, start_ns: int, end_ns: int) -> list[Red]:
-    """RED per service over the minutes of ``[start_ns, end_ns)``, counted on entry spans (where requests
-    enter a service: SERVER/CONSUMER or root spans), from the per-minute view and its rollups."""
+def service_red(tenant_id: str, start_ns: int, end_ns: int, service: str | None = None) -> list[Red]:
+    """RED per service (or of one) over the minutes of ``[start_ns, end_ns)``, counted on entry spans
+    (where requests enter a service: SERVER/CONSUMER or root spans), from the per-minute view and its
+    rollups."""
     query = red_rows(tenant_id, start_ns, end_ns, ["service_name", *_RED_COLUMNS]).filter("entry = 1")
+    if service is not None:
+        query = query.filter("service_name = {service:String}", service=service)
     sql, params = query.grouped("service_name").ordered("service_name").sql()
     return [_red(tuple(row[1:]), row[0], "") for row in get_backend().query(sql, params).rows]
 
@@ -92,9 +95,12 @@ def operation_red(tenant_id: str, service: str, start_ns: int, end_ns: int) -> l
     return [_red(tuple(row[1:]), service, row[0]) for row in get_backend().query(sql, params).rows]
 
 
-def service_overview(tenant_id: str, start_ns: int, end_ns: int) -> list[Red]:
-    """Every service seen in ``[start_ns, end_ns)`` with its RED figures; a service that sent only logs or
-    metrics, or had no requests enter it, has zeros (so the list matches what the other views show)."""
-    red = {row.service: row for row in service_red(tenant_id, start_ns, end_ns)}
+def service_overview(tenant_id: str, start_ns: int, end_ns: int, service: str | None = None) -> list[Red]:
+    """Every service seen in ``[start_ns, end_ns)`` (or only ``service``) with its RED figures; a service
+    that sent only logs or metrics, or had no requests enter it, has zeros (so the list matches what the
+    other views show)."""
+    red = {row.service: row for row in service_red(tenant_id, start_ns, end_ns, service)}
     names = sorted(set(list_services(tenant_id, start_ns, end_ns)) | set(red))
+    if service is not None:
+        names = [name for name in names if name == service]
     return [red.get(name) or Red(name, "", 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0) for name in names]

@@ -18,7 +18,7 @@ from typing import Any
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from ollystack.clickhouse import get_backend
-from ollystack.clickhouse.queries import select, time_range
+from ollystack.clickhouse.queries import newest_first_windows, select, time_range
 
 MAX_LIMIT = 1000
 MAX_ATTRIBUTE_FILTERS = 10
@@ -26,8 +26,6 @@ STATUS_ERROR = 2
 # Spans of a matching trace are read from this long before the oldest match found to this long after the
 # range (traces longer than this are summarized from the spans inside it).
 TRACE_SLACK_NS = 3600 * 1_000_000_000
-FIRST_WINDOW_NS = 60 * 1_000_000_000
-WINDOW_GROWTH = 4
 STATUSES = ("error", "ok")
 _INT = re.compile(r"^[+-]?\d+$")
 
@@ -133,7 +131,7 @@ def search_traces(tenant_id: str, query: TraceQuery) -> list[TraceSummary]:
     matching = matching.grouped("trace_id").ordered("2 DESC, trace_hex").limited(limit)
 
     found: dict[str, int] = {}  # trace id (hex) → its last match, newest first
-    for window_start, window_end in windows(query.start_ns, query.end_ns):
+    for window_start, window_end in newest_first_windows(query.start_ns, query.end_ns):
         sql, params = time_range(matching, "timestamp", window_start, window_end).sql()
         for trace, last_match in get_backend().query(sql, params).rows:
             if len(found) < limit:
@@ -172,18 +170,6 @@ def search_traces(tenant_id: str, query: TraceQuery) -> list[TraceSummary]:
     )
     sql, all_params = summary.grouped("trace_id").ordered("min(timestamp) DESC, trace_id_hex").sql()
     return [_summary(row) for row in get_backend().query(sql, all_params).rows]
-
-
-def windows(start_ns: int, end_ns: int) -> list[tuple[int, int]]:
-    """``[start_ns, end_ns)`` cut into windows from its end back, ``FIRST_WINDOW_NS`` long and each
-    ``WINDOW_GROWTH`` times the one before (newest first)."""
-    cuts = []
-    end, width = end_ns, FIRST_WINDOW_NS
-    while end > start_ns:
-        begin = max(start_ns, end - width)
-        cuts.append((begin, end))
-        end, width = begin, width * WINDOW_GROWTH
-    return cuts
 
 
 def _summary(row: tuple[Any, ...]) -> TraceSummary:

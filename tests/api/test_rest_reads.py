@@ -169,6 +169,17 @@ def test_a_service_with_only_logs_has_zeros(shop: Shop, insert_requests: Callabl
     }
 
 
+def test_one_service_or_only_the_names(shop: Shop, insert_requests: Callable[..., int]) -> None:
+    everything = get(shop, "/api/v1/services")["services"]
+    assert get(shop, "/api/v1/services", service="checkout")["services"] == [everything[0]]
+    assert get(shop, "/api/v1/services", service="nobody")["services"] == []
+    req = shop_logs()
+    req.resource_logs[0].resource.attributes[0].value.string_value = "mailer"
+    insert_requests(Signal.LOGS, (shop.tenant_id, req))
+    assert get(shop, "/api/v1/services", service="mailer")["services"][0]["requests"] == 0.0
+    assert get(shop, "/api/v1/services/names") == {"services": ["checkout", "frontend", "mailer"]}
+
+
 def test_operations_of_a_service(shop: Shop) -> None:
     body = get(shop, "/api/v1/services/frontend/operations")
     assert body["service"] == "frontend"

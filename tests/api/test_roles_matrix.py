@@ -55,6 +55,7 @@ TABLE: dict[str, str] = {
     "GET /api/v1/metrics/labels/<str:label>/values":         "200 200 200 200 403 401 | 200 403 200 403",
     "GET /api/v1/traces":                                    "200 200 200 200 403 401 | 200 403 200 403",
     "GET /api/v1/services/<str:service>/operations":         "200 200 200 200 403 401 | 200 403 200 403",
+    "GET /api/v1/services/names":                            "200 200 200 200 403 401 | 200 403 200 403",
     "GET /api/v1/errors":                                    "200 200 200 200 403 401 | 200 403 200 403",
     "GET /api/v1/topology":                                  "200 200 200 200 403 401 | 200 403 200 403",
     "POST /api/v1/sql":                                      "200 200 200 200 403 401 | 200 403 200 403",
@@ -208,6 +209,7 @@ def _silence(w: World) -> int:
 # How to call each row: a fresh target per cell, so that a write in one cell does not change the next.
 REQUESTS: dict[str, Callable[[World], Call]] = {
     "GET /api/v1/services": lambda w: Call("/api/v1/services"),
+    "GET /api/v1/services/names": lambda w: Call("/api/v1/services/names"),
     "GET /api/v1/logs": lambda w: Call("/api/v1/logs"),
     "GET /api/v1/traces/<str:trace_id>": lambda w: Call("/api/v1/traces/" + "ab" * 16),
     "GET /api/v1/metrics": lambda w: Call("/api/v1/metrics"),

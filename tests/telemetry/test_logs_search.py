@@ -97,3 +97,28 @@ def test_attribute_filters(insert_requests: Any, tenant_id: str) -> None:
     assert count(("service.name", "checkout")) == 3  # resource attributes too
     with pytest.raises(ValueError, match="at most"):
         count(*[(f"k{n}", "v") for n in range(50)])
+
+
+def test_pages_cross_the_search_windows(insert_requests: Any, tenant_id: str) -> None:
+    """Records every 150 s over 50 minutes (two sharing a second) fall in several of the windows a search
+    reads back from the range's end (1, 4, 16, … minutes): pages still walk them newest first, once each."""
+    req = full_logs_request(service="checkout")
+    records = req.resource_logs[0].scope_logs[0].log_records
+    template = records[0]
+    del records[:]
+    for i in range(20):
+        record = records.add()
+        record.CopyFrom(template)
+        record.time_unix_nano = BASE_NS + i * 150 * NS
+    records.add().CopyFrom(records[5])
+    insert_requests(Signal.LOGS, (tenant_id, req))
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page = search_logs(tenant_id, LogQuery(*WINDOW, limit=3, cursor=cursor))
+        seen += [r["timeUnixNano"] for r in page.records]
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    assert seen == sorted((str(r.time_unix_nano) for r in records), reverse=True)
+    assert len(seen) == 21

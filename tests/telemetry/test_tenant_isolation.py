@@ -403,6 +403,7 @@ HELPERS: dict[str, list[Call]] = {
     "services.service_overview": [Call(_window)],
     # the cached reads behind the REST API and GraphQL
     "api.reads.service_list": [Call(lambda ds: (_asked(ds),))],
+    "api.reads.service_names": [Call(lambda ds: (_asked(ds),))],
     "api.reads.operation_list": [Call(lambda ds: (ds.services[2], _asked(ds)))],
     "api.reads.trace_summaries": [Call(lambda ds: (*_trace_query()(ds), _asked(ds)))],
     "api.reads.trace_spans": [Call(lambda ds: (ds.trace_ids[1],))],

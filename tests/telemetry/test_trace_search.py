@@ -11,7 +11,8 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from ollystack.clickhouse import Backend, Signal, get_backend, set_backend
 from ollystack.clickhouse.backends import Params, QueryResult, Settings
-from ollystack.telemetry.trace_search import TraceQuery, TraceSummary, search_traces, windows
+from ollystack.clickhouse.queries import newest_first_windows
+from ollystack.telemetry.trace_search import TraceQuery, TraceSummary, search_traces
 
 NS = 1_000_000_000
 MS = 1_000_000
@@ -179,5 +180,10 @@ def test_a_trace_matching_in_several_windows_counts_once_at_its_last_match(shop:
 
 def test_windows_grow_fourfold_from_the_end() -> None:
     m = 60 * NS
-    assert windows(0, 30 * m) == [(29 * m, 30 * m), (25 * m, 29 * m), (9 * m, 25 * m), (0, 9 * m)]
-    assert windows(5, 5) == []
+    assert newest_first_windows(0, 30 * m) == [
+        (29 * m, 30 * m),
+        (25 * m, 29 * m),
+        (9 * m, 25 * m),
+        (0, 9 * m),
+    ]
+    assert newest_first_windows(5, 5) == []

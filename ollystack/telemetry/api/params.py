@@ -201,6 +201,10 @@ class TimeRangeParams(serializers.Serializer):
         return attrs
 
 
+class ServicesParams(TimeRangeParams):
+    service = serializers.CharField(required=False, help_text="Only this service.name (one row, or none).")
+
+
 class LogParams(TimeRangeParams):
     service = serializers.CharField(required=False, help_text="Only records of this service.name.")
     severity = SeverityField(

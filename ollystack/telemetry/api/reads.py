@@ -20,12 +20,21 @@ def _key(window: Window, query: Any = None, **extra: object) -> dict[str, object
     return {**window.key(), **fields, **extra}
 
 
-def service_list(tenant_id: str, window: Window) -> list[services.Red]:
+def service_list(tenant_id: str, window: Window, service: str | None = None) -> list[services.Red]:
     return cached_read(
         tenant_id,
         "services.overview",
+        _key(window, service=service),
+        lambda: services.service_overview(tenant_id, window.start_ns, window.end_ns, service),
+    )
+
+
+def service_names(tenant_id: str, window: Window) -> list[str]:
+    return cached_read(
+        tenant_id,
+        "services.names",
         _key(window),
-        lambda: services.service_overview(tenant_id, window.start_ns, window.end_ns),
+        lambda: services.list_services(tenant_id, window.start_ns, window.end_ns),
     )
 
 

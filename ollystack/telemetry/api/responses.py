@@ -119,6 +119,10 @@ class ServicesBody(serializers.Serializer):
     services = RedBody(many=True)
 
 
+class ServiceNamesBody(serializers.Serializer):
+    services = serializers.ListField(child=serializers.CharField(), help_text="service.name values, sorted.")
+
+
 class OperationRedBody(RedBody):
     operation = serializers.CharField(help_text="Span name.")
 

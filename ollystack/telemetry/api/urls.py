@@ -8,6 +8,7 @@ urlpatterns = [
     path("traces", views.TraceSearchView.as_view(), name="api-trace-search"),
     path("traces/<str:trace_id>", views.TraceView.as_view(), name="api-trace"),
     path("services", views.ServicesView.as_view(), name="api-services"),
+    path("services/names", views.ServiceNamesView.as_view(), name="api-service-names"),
     path("services/<str:service>/operations", views.OperationsView.as_view(), name="api-operations"),
     path("logs", views.LogsView.as_view(), name="api-logs"),
     path("metrics", views.MetricsView.as_view(), name="api-metrics"),

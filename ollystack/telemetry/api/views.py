@@ -18,6 +18,7 @@ from ollystack.telemetry.api.params import (
     LogParams,
     MetricLabelParams,
     MetricParams,
+    ServicesParams,
     TenantParam,
     TimeRangeParams,
     TraceSearchParams,
@@ -86,15 +87,27 @@ class ServicesView(ReadView):
         summary="Services seen in the time range, with request rate, error rate and latency (RED)",
         description="RED figures count requests entering each service (server, consumer and root spans); "
         "a service that only sent logs or metrics has zeros.",
-        parameters=[TimeRangeParams, TenantParam],
+        parameters=[ServicesParams, TenantParam],
         responses={200: responses.ServicesBody, **ERRORS},
     )
     def get(self, request: Request) -> Response:
-        params = parse(TimeRangeParams, request)
+        params = parse(ServicesParams, request)
         tenant_id = tenant_id_for(request)
         window = params["window"]
-        rows = reads.service_list(tenant_id, window)
+        rows = reads.service_list(tenant_id, window, params.get("service"))
         return Response({"services": [responses.red_json(row, window) for row in rows]})
+
+
+class ServiceNamesView(ReadView):
+    @extend_schema(
+        operation_id="service_names_list",
+        summary="Names of the services seen in the time range (spans, logs or metrics), without figures",
+        parameters=[TimeRangeParams, TenantParam],
+        responses={200: responses.ServiceNamesBody, **ERRORS},
+    )
+    def get(self, request: Request) -> Response:
+        params = parse(TimeRangeParams, request)
+        return Response({"services": reads.service_names(tenant_id_for(request), params["window"])})
 
 
 class OperationsView(ReadView):

@@ -190,7 +190,7 @@ async function init() {
   const start = Math.floor(Date.now() / 1000) - 86400;
   const [channels, services, loaded] = await Promise.allSettled([
     get("/api/v1/alerts/channels"),
-    get("/api/v1/services", { start }),
+    get("/api/v1/services/names", { start }),
     ruleId ? get(`/api/v1/alerts/rules/${ruleId}`) : Promise.resolve(null),
   ]);
   if (channels.status === "fulfilled") {
@@ -201,7 +201,7 @@ async function init() {
     flash(channels.reason.message, "error");
   }
   if (services.status === "fulfilled") {
-    $("#services-list").replaceChildren(...services.value.services.map((s) => h("option", { value: s.service })));
+    $("#services-list").replaceChildren(...services.value.services.map((name) => h("option", { value: name })));
   }
   if (loaded.status === "rejected") {
     flash(loaded.reason.message, "error");

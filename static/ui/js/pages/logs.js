@@ -330,8 +330,8 @@ function togglePause() {
 async function serviceNames() {
   try {
     const { start, end } = currentRange();
-    const body = await get("/api/v1/services", { start, end });
-    $("#service-names").replaceChildren(...body.services.map((s) => h("option", { value: s.service })));
+    const body = await get("/api/v1/services/names", { start, end });
+    $("#service-names").replaceChildren(...body.services.map((name) => h("option", { value: name })));
   } catch {
     // suggestions only: the field still takes any name
   }

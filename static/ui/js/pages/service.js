@@ -159,7 +159,7 @@ function drawSlowest(body) {
 
 const parts = [
   ["series", (range) => get(`${base}/series`, range), drawSeries, "#chart-rate"],
-  ["figures", (range) => get("/api/v1/services", range), drawFigures, null],
+  ["figures", (range) => get("/api/v1/services", { ...range, service }), drawFigures, null],
   ["operations", (range) => get(`${base}/operations`, range), drawOperations, "#operations"],
   ["errors", (range) => get("/api/v1/errors", { ...range, service, limit: 10 }), drawErrors, "#top-errors"],
   ["slowest", (range) => get(`${base}/slowest`, { ...range, limit: 10 }), drawSlowest, "#slowest"],

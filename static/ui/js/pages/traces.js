@@ -100,8 +100,8 @@ async function loadServices(range) {
   servicesRange = key;
   const chosen = serviceSelect.value;
   try {
-    const data = await get("/api/v1/services", { start: range.start, end: range.end });
-    const names = new Set(data.services.map((s) => s.service));
+    const data = await get("/api/v1/services/names", { start: range.start, end: range.end });
+    const names = new Set(data.services);
     if (chosen) names.add(chosen);
     clear(serviceSelect).append(
       h("option", { value: "" }, "Any service"),
