@@ -100,6 +100,8 @@ def service_overview(tenant_id: str, start_ns: int, end_ns: int, service: str | 
     that sent only logs or metrics, or had no requests enter it, has zeros (so the list matches what the
     other views show)."""
     red = {row.service: row for row in service_red(tenant_id, start_ns, end_ns, service)}
+    if service is not None and red:  # it had requests: no need to look for it elsewhere
+        return list(red.values())
     names = sorted(set(list_services(tenant_id, start_ns, end_ns)) | set(red))
     if service is not None:
         names = [name for name in names if name == service]
