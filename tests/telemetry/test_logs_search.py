@@ -20,15 +20,20 @@ def logs(insert_requests: Any, tenant_id: str) -> Any:
     return req.resource_logs[0].scope_logs[0].log_records
 
 
-def test_pagination_walks_every_record_newest_first(logs: Any, tenant_id: str) -> None:
+def walk_pages(tenant_id: str, limit: int) -> list[str]:
+    """The times of every record of WINDOW, page after page."""
     seen: list[str] = []
     cursor = None
     while True:
-        page = search_logs(tenant_id, LogQuery(*WINDOW, limit=4, cursor=cursor))
+        page = search_logs(tenant_id, LogQuery(*WINDOW, limit=limit, cursor=cursor))
         seen += [r["timeUnixNano"] for r in page.records]
         if page.next_cursor is None:
-            break
+            return seen
         cursor = page.next_cursor
+
+
+def test_pagination_walks_every_record_newest_first(logs: Any, tenant_id: str) -> None:
+    seen = walk_pages(tenant_id, limit=4)
     assert seen == sorted((str(r.time_unix_nano) for r in logs), reverse=True)
 
 
@@ -112,13 +117,6 @@ def test_pages_cross_the_search_windows(insert_requests: Any, tenant_id: str) ->
         record.time_unix_nano = BASE_NS + i * 150 * NS
     records.add().CopyFrom(records[5])
     insert_requests(Signal.LOGS, (tenant_id, req))
-    seen: list[str] = []
-    cursor = None
-    while True:
-        page = search_logs(tenant_id, LogQuery(*WINDOW, limit=3, cursor=cursor))
-        seen += [r["timeUnixNano"] for r in page.records]
-        if page.next_cursor is None:
-            break
-        cursor = page.next_cursor
+    seen = walk_pages(tenant_id, limit=3)
     assert seen == sorted((str(r.time_unix_nano) for r in records), reverse=True)
     assert len(seen) == 21
