@@ -8,7 +8,9 @@ from its table: 6 hours merge about 6 rows per key instead of 360, with the same
 
 from __future__ import annotations
 
-from ollystack.clickhouse.queries import Select
+from dataclasses import replace
+
+from ollystack.clickhouse.queries import Select, select
 from ollystack.clickhouse.views import RED_ROLLUPS
 
 NS_PER_S = 1_000_000_000
@@ -53,12 +55,10 @@ def red_rows(
 ) -> Select:
     """A query over the RED rows of the minutes overlapping ``[start_ns, end_ns)`` (the rows of
     ``service_metrics_1m``, whichever tables they come from), selecting ``columns``."""
-    if not tenant_id:
-        raise ValueError("a tenant id is required")
     start_s = start_ns // (MINUTE_S * NS_PER_S) * MINUTE_S
     end_s = max(start_s, -(-end_ns // (MINUTE_S * NS_PER_S)) * MINUTE_S)
     parts = pieces(start_s, end_s, bucket_s) or [(MINUTE_TABLE, start_s, start_s)]
-    params: dict[str, object] = {"tenant_id": tenant_id}
+    params: dict[str, object] = {}
     branches = []
     for n, (table, begin, end) in enumerate(parts):
         branches.append(
@@ -69,4 +69,5 @@ def red_rows(
         params[f"piece_{n}_from"] = begin
         params[f"piece_{n}_to"] = end
     source = "(\n    " + "\n    UNION ALL ".join(branches) + "\n)"
-    return Select(source, tuple(columns), where=("tenant_id = {tenant_id:String}",), params=params)
+    query = select(source, tenant_id, columns)  # the branches share its {tenant_id} parameter
+    return replace(query, params={**query.params, **params})

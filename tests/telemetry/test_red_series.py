@@ -11,7 +11,6 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from ollystack.clickhouse import Backend, Signal, get_backend, set_backend
-from ollystack.clickhouse.backends import Params, QueryResult, Settings
 from ollystack.clickhouse.otlp import RANDOMNESS_BITS, frame
 from ollystack.clickhouse.views import SLOWEST_KEPT
 from ollystack.telemetry.red_series import (
@@ -22,6 +21,7 @@ from ollystack.telemetry.red_series import (
     service_series,
     slowest_requests,
 )
+from tests.telemetry.test_trace_search import Recording
 
 NS = 1_000_000_000
 MS = 1_000_000
@@ -205,17 +205,10 @@ def test_slowest_requests_of_a_trace_entering_the_service_many_times(
 
 
 def test_slowest_requests_come_from_the_view_up_to_what_it_keeps(shop: str) -> None:
-    statements: list[str] = []
     backend = get_backend()
-
-    class Recording(Backend):
-        def query(
-            self, sql: str, params: Params | None = None, settings: Settings | None = None
-        ) -> QueryResult:
-            statements.append(sql)
-            return backend.query(sql, params, settings)
-
-    set_backend(Recording())
+    recording = Recording(backend)
+    statements = recording.sql
+    set_backend(recording)
     try:
         few = slowest_requests(shop, "payments", H, H + 600 * NS, limit=SLOWEST_KEPT)
         assert ["slowest_requests_1m" in sql for sql in statements] == [True]
