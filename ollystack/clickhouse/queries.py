@@ -76,9 +76,9 @@ WINDOW_GROWTH = 4
 
 def newest_first_windows(start_ns: int, end_ns: int) -> list[tuple[int, int]]:
     """``[start_ns, end_ns)`` cut into windows from its end back, ``FIRST_WINDOW_NS`` long and each
-    ``WINDOW_GROWTH`` times the one before: reads that want the newest rows of a range ask the windows in
-    turn and stop once they have enough (the newest traces or records of a busy tenant are in its last
-    minute; sorting a whole 6-hour range to keep 100 was most of such a read's time)."""
+    ``WINDOW_GROWTH`` times the one before: trace search asks them in turn and stops once it has enough
+    traces (grouping a whole 6-hour range by trace to keep 100 was most of its time). Log search gains
+    nothing from them: one window costs what the whole range does (measured), so it reads the range once."""
     cuts = []
     end, width = end_ns, FIRST_WINDOW_NS
     while end > start_ns:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from ollystack.clickhouse import get_backend
@@ -12,7 +12,6 @@ from ollystack.clickhouse.queries import (
     ATTRIBUTE_COLUMNS,
     RESOURCE_SCOPE_COLUMNS,
     Select,
-    newest_first_windows,
     ns,
     select,
     time_range,
@@ -123,29 +122,18 @@ def log_json(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def search_logs(tenant_id: str, query: LogQuery) -> LogPage:
-    """The newest records of the range (before the cursor), read window by window back from the end
-    (``newest_first_windows``) until a page is full: the records of a later window are all newer."""
     limit = max(1, min(int(query.limit), MAX_LIMIT))
-    end_ns = query.end_ns
-    cursor: tuple[int, int] | None = None
+    q = log_filters(select("logs", tenant_id, LOG_COLUMNS), query)
     if query.cursor:
-        cursor = decode_cursor(query.cursor)
-        end_ns = min(end_ns, cursor[0] + 1)
-    rows: list[dict[str, Any]] = []
-    for window_start, window_end in newest_first_windows(query.start_ns, end_ns):
-        window = replace(query, start_ns=window_start, end_ns=window_end)
-        q = log_filters(select("logs", tenant_id, LOG_COLUMNS), window)
-        if cursor is not None:
-            q = q.filter(
-                "(timestamp, record_id) < "
-                "(fromUnixTimestamp64Nano({cursor_ns:Int64}, 'UTC'), {cursor_id:UInt64})",
-                cursor_ns=cursor[0],
-                cursor_id=cursor[1],
-            )
-        sql, params = q.ordered("timestamp DESC, record_id DESC").limited(limit + 1 - len(rows)).sql()
-        rows += get_backend().query(sql, params).as_dicts()
-        if len(rows) > limit:
-            break
+        time_ns, record_id = decode_cursor(query.cursor)
+        q = q.filter(
+            "(timestamp, record_id) < "
+            "(fromUnixTimestamp64Nano({cursor_ns:Int64}, 'UTC'), {cursor_id:UInt64})",
+            cursor_ns=time_ns,
+            cursor_id=record_id,
+        )
+    sql, params = q.ordered("timestamp DESC, record_id DESC").limited(limit + 1).sql()
+    rows = get_backend().query(sql, params).as_dicts()
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]

@@ -104,9 +104,9 @@ def test_attribute_filters(insert_requests: Any, tenant_id: str) -> None:
         count(*[(f"k{n}", "v") for n in range(50)])
 
 
-def test_pages_cross_the_search_windows(insert_requests: Any, tenant_id: str) -> None:
-    """Records every 150 s over 50 minutes (two sharing a second) fall in several of the windows a search
-    reads back from the range's end (1, 4, 16, … minutes): pages still walk them newest first, once each."""
+def test_pages_walk_spread_records_once_each(insert_requests: Any, tenant_id: str) -> None:
+    """Records every 150 s over 50 minutes, two sharing a timestamp: pages of 3 walk them newest first,
+    once each."""
     req = full_logs_request(service="checkout")
     records = req.resource_logs[0].scope_logs[0].log_records
     template = records[0]
