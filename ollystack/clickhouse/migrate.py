@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 import pkgutil
 import re
 from collections.abc import Callable
@@ -29,10 +30,15 @@ def load_migration(name: str) -> ModuleType:
     return importlib.import_module(f"{migrations.__name__}.{name}")
 
 
-def migration_statements(module: ModuleType, options: SchemaOptions) -> list[str]:
-    """A migration's statements rendered for ``options``."""
+def migration_statements(
+    module: ModuleType, options: SchemaOptions, backend: Backend | None = None
+) -> list[str]:
+    """A migration's statements rendered for ``options`` (and, for a migration whose ``operations`` takes
+    it, for what ``backend`` already holds; without one, every statement it may need)."""
     operations = getattr(module, "operations", None)
     if operations is not None:
+        if len(inspect.signature(operations).parameters) > 1:
+            return list(operations(options, backend))
         return list(operations(options))
     if options.cluster:
         raise RuntimeError(
@@ -68,7 +74,7 @@ def apply_migrations(
                 f"ClickHouse migration {name} rewrites stored data: it runs in the background after this "
                 "command and takes time and free disk in proportion to the data"
             )
-        for statement in migration_statements(module, options):
+        for statement in migration_statements(module, options, backend):
             backend.command(statement)
         backend.command(
             "INSERT INTO ch_migrations (name) VALUES ({name:String})", {"name": name}, record_settings

@@ -29,7 +29,7 @@ HISTORY_MINUTES = 60
 MIN_HISTORY_SAMPLES = 3
 LOG_RULES_PER_STATEMENT = 200
 FIGURES = ("error_rate", "request_rate", "latency")
-_MERGE = DIGEST.split("(", 1)[0] + "MergeIf"  # quantilesTDigestWeightedMergeIf
+_MERGE = DIGEST.split("(", 1)[0] + "MergeIf"  # quantilesBFloat16WeightedMergeIf
 
 
 @dataclass(frozen=True)
@@ -148,7 +148,7 @@ def _quantile_levels(rules: Sequence[RedRule]) -> list[float]:
 
 
 def _digest_merge(levels: list[float]) -> tuple[str, dict[str, float]]:
-    """The merged t-digest of latency rules at their quantiles (levels bound as parameters)."""
+    """The merged latency histogram of latency rules at their quantiles (levels bound as parameters)."""
     if not levels:
         return "CAST([], 'Array(Float64)')", {}
     names = [f"level_{i}" for i in range(len(levels))]

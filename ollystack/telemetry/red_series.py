@@ -30,7 +30,7 @@ MINUTE = 60
 # the per-second view covers a range that starts no earlier than this before now (its TTL, less a margin)
 SECONDS_VIEW_REACH_S = RED_1S_TTL_DAYS * 86400 - 3600
 # and is read for ranges up to 15 minutes: longer ones would merge up to 60 times the rows of the minute
-# view (t-digest merges are most of a series' cost) for steps that are nearly a minute anyway
+# view (sketch merges are most of a series' cost) for steps that are nearly a minute anyway
 SECONDS_VIEW_MAX_RANGE_S = 900
 DEFAULT_TOP_OPERATIONS = 5
 MAX_TOP_OPERATIONS = 20

@@ -234,7 +234,7 @@ def upgrade_scenario(workdir: Path) -> dict[str, Any]:
     first = apply_migrations(backend, log=log.append, options=SchemaOptions())
     second = apply_migrations(backend, log=log.append, options=SchemaOptions())
     for name in migration_names():  # every step is safe to re-run
-        for statement in migration_statements(load_migration(name), SchemaOptions()):
+        for statement in migration_statements(load_migration(name), SchemaOptions(), backend):
             backend.command(statement)
     deadline = time.monotonic() + 60
     while backend.query("SELECT count() FROM system.mutations WHERE NOT is_done").rows[0][0]:
@@ -267,9 +267,10 @@ def upgrade_scenario(workdir: Path) -> dict[str, Any]:
     return result
 
 
-def run_in_own_process(scenario: str, workdir: Path) -> dict[str, Any]:
+def run_in_own_process(scenario: str, workdir: Path, module: str = __name__) -> dict[str, Any]:
+    """``module.scenario(workdir)`` run in a fresh Python process; its JSON result."""
     call = f"m.{scenario}(pathlib.Path({str(workdir)!r}))"
-    code = f"import json, pathlib, {__name__} as m; print(json.dumps({call}))"
+    code = f"import json, pathlib, {module} as m; print(json.dumps({call}))"
     proc = subprocess.run(
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=240, check=False
     )

@@ -213,7 +213,7 @@ def test_aggregate_states_come_back_finalized(clickhouse: Backend, tenants: tupl
     result = run_user_sql(
         clickhouse,
         a,
-        "SELECT service_name, sum(requests), quantilesTDigestWeightedMerge(0.5)(duration), any(duration)"
+        "SELECT service_name, sum(requests), quantilesBFloat16WeightedMerge(0.5)(duration), any(duration)"
         " FROM service_metrics_1m GROUP BY service_name",
     )
     assert result.rows[0][0] == "checkout"

@@ -12,7 +12,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from ollystack.clickhouse import Backend, Signal, get_backend, set_backend
 from ollystack.clickhouse.otlp import RANDOMNESS_BITS, frame
-from ollystack.clickhouse.views import SLOWEST_KEPT
+from ollystack.clickhouse.views import DIGEST_RELATIVE_ERROR, SLOWEST_KEPT
 from ollystack.telemetry.red_series import (
     Buckets,
     SlowRequest,
@@ -130,15 +130,15 @@ def test_service_series_per_minute_sum_weights_and_count_entry_spans(shop: str) 
     front, pay = by_key["frontend"], by_key["payments"]
     assert front.requests == (3.0, 0.0, 2.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0)
     assert front.errors == (0.0,) * 10
-    assert front.p95_ns[0] == pytest.approx(100 * MS)
-    assert front.p95_ns[2] == pytest.approx(50 * MS)
-    assert front.p95_ns[5] == pytest.approx(300 * MS)
+    assert front.p95_ns[0] == pytest.approx(100 * MS, rel=DIGEST_RELATIVE_ERROR)
+    assert front.p95_ns[2] == pytest.approx(50 * MS, rel=DIGEST_RELATIVE_ERROR)
+    assert front.p95_ns[5] == pytest.approx(300 * MS, rel=DIGEST_RELATIVE_ERROR)
     assert front.p95_ns[1] is None
     assert front.p50_ns[1] is None
     # the database query is a client span: not a request payments served
     assert pay.requests == (3.0, 0.0, 0.0, 0.0, 0.0, 2.0, 0.0, 0.0, 0.0, 0.0)
     assert pay.errors == (1.0,) + (0.0,) * 9
-    assert pay.p99_ns[0] == pytest.approx(40 * MS)
+    assert pay.p99_ns[0] == pytest.approx(40 * MS, rel=DIGEST_RELATIVE_ERROR)
 
     one = service_series(shop, H, H + 600 * NS, service="payments", now_ns=LONG_AFTER)
     assert [s.key for s in one.series] == ["payments"]
@@ -166,7 +166,7 @@ def test_operation_series_keeps_the_busiest_operations(shop: str) -> None:
     assert charge.requests[5] == 2.0
     assert charge.errors[0] == 1.0
     assert query.requests[5] == 1.0
-    assert query.p95_ns[5] == pytest.approx(250 * MS)
+    assert query.p95_ns[5] == pytest.approx(250 * MS, rel=DIGEST_RELATIVE_ERROR)
     top = operation_series(shop, "payments", H, H + 600 * NS, top=1, now_ns=LONG_AFTER)
     assert [s.key for s in top.series] == ["charge"]
     assert operation_series(shop, "nobody", H, H + 600 * NS, now_ns=LONG_AFTER).series == ()
