@@ -164,12 +164,10 @@ def service_metrics_1s(options: SchemaOptions) -> list[str]:
 
 def service_metrics_1s_backfill() -> str:
     """Fills ``service_metrics_1s`` from the spans of the days it keeps."""
-    select = (
-        Template(_red_1s_select())
-        .substitute(spans="spans")
-        .replace("\nGROUP BY", f"\nWHERE timestamp >= now() - INTERVAL {RED_1S_TTL_DAYS} DAY\nGROUP BY")
+    kept = f"WHERE timestamp >= now() - INTERVAL {RED_1S_TTL_DAYS} DAY\n"
+    return (
+        "INSERT INTO service_metrics_1s" + Template(_red_1s_select(kept)).substitute(spans="spans").rstrip()
     )
-    return "INSERT INTO service_metrics_1s" + select.rstrip()
 
 
 def service_metrics_1s_def() -> TableDef:
@@ -193,7 +191,7 @@ def service_metrics_1s_def() -> TableDef:
     )
 
 
-def _red_1s_select() -> str:
+def _red_1s_select(where: str = "") -> str:
     return f"""
 SELECT
     tenant_id,
@@ -205,7 +203,7 @@ SELECT
     sumIf(weight, status_code = 2) AS errors,
     {digest_state("duration_ns", "weight")} AS duration
 FROM $spans
-GROUP BY tenant_id, second, service_name, entry, operation
+{where}GROUP BY tenant_id, second, service_name, entry, operation
 """
 
 

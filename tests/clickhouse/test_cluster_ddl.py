@@ -19,6 +19,7 @@ from ollystack.clickhouse.tables import (
     on_cluster,
     render,
     render_alter,
+    render_drop,
     render_materialized_view,
 )
 from ollystack.clickhouse.tables.logs import logs_def
@@ -165,6 +166,11 @@ def test_views_and_alters_target_the_local_tables() -> None:
     assert render_alter("spans", ["ADD COLUMN x UInt8"], distributed_too=True) == [
         "ALTER TABLE spans\n    ADD COLUMN x UInt8"
     ]
+    assert render_drop("spans_copy", CLUSTER) == [
+        "DROP TABLE IF EXISTS spans_copy ON CLUSTER `ollystack` SYNC",
+        "DROP TABLE IF EXISTS spans_copy_local ON CLUSTER `ollystack` SYNC",
+    ]
+    assert render_drop("spans_copy") == ["DROP TABLE IF EXISTS spans_copy SYNC"]
     assert on_cluster() == ""
     assert on_cluster(CLUSTER) == " ON CLUSTER `ollystack`"
 

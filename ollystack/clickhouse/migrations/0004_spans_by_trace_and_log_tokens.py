@@ -17,7 +17,7 @@ cut short starts the copy again from the start.
 import re
 from dataclasses import replace
 
-from ollystack.clickhouse.tables import SchemaOptions, local_name, on_cluster, render, render_alter
+from ollystack.clickhouse.tables import SchemaOptions, local_name, on_cluster, render, render_alter, render_drop
 from ollystack.clickhouse.tables.spans import spans_def
 from ollystack.clickhouse.views import all_views
 
@@ -35,11 +35,6 @@ def _views_reading_spans(options: SchemaOptions) -> list[str]:
     ]
 
 
-def _drop_copy(options: SchemaOptions) -> list[str]:
-    tables = [COPY, local_name(COPY, options)] if options.cluster else [COPY]
-    return [f"DROP TABLE IF EXISTS {table}{on_cluster(options)} SYNC" for table in tables]
-
-
 def _copy_rows(options: SchemaOptions) -> str:
     """Through the Distributed tables in a cluster: each shard copies its own rows (same sharding key), and
     the INSERT returns only once they are written, before the swap."""
@@ -53,12 +48,12 @@ def operations(options: SchemaOptions) -> list[str]:
     cluster = on_cluster(options)
     spans, copy = local_name("spans", options), local_name(COPY, options)
     return [
-        *_drop_copy(options),
+        *render_drop(COPY, options),
         *render(replace(spans_def(), name=COPY), options),
         _copy_rows(options),
         *[f"DROP VIEW IF EXISTS {view}{cluster} SYNC" for view in _views_reading_spans(options)],
         f"EXCHANGE TABLES {spans} AND {copy}{cluster}",
-        *_drop_copy(options),
+        *render_drop(COPY, options),
         *all_views(options),
         *render_alter(
             "logs",

@@ -22,7 +22,7 @@ from dataclasses import replace
 
 from ollystack.clickhouse import views
 from ollystack.clickhouse.backends import Backend
-from ollystack.clickhouse.tables import SchemaOptions, TableDef, local_name, on_cluster, render
+from ollystack.clickhouse.tables import SchemaOptions, TableDef, local_name, on_cluster, render, render_drop
 
 OLD_SKETCH = "quantilesTDigestWeighted"
 TEMPORARY = "_bf16"
@@ -45,33 +45,33 @@ def operations(options: SchemaOptions, backend: Backend | None = None) -> list[s
     steps: list[str] = []
     for table, keys, count in _converted():
         copy = replace(table, name=table.name + TEMPORARY)
-        converting = _sketch(backend, table.name, options, OLD_SKETCH)
+        converting = _sketch(backend, table.name, options) == OLD_SKETCH
         if converting:
             steps += [
-                *_drop(copy.name, options),
+                *render_drop(copy.name, options),
                 *render(copy, options),
                 _convert(table.name, copy.name, keys, count) + insert_settings,
-                *_drop(table.name, options),
+                *render_drop(table.name, options),
             ]
-        if converting or backend is None or _exists(backend, copy.name, options):
+        if converting or _sketch(backend, copy.name, options):
             steps += [
                 *render(table, options),
                 f"TRUNCATE TABLE IF EXISTS {local_name(table.name, options)}{on_cluster(options)} SYNC",
                 f"INSERT INTO {table.name} SELECT * FROM {copy.name}{insert_settings}",
-                *_drop(copy.name, options),
+                *render_drop(copy.name, options),
             ]
     current = views.DIGEST.split("(", 1)[0]
     red_1s = views.service_metrics_1s_def()
-    if not _sketch(backend, red_1s.name, options, current):
+    if _sketch(backend, red_1s.name, options) != current:
         steps += [
-            *_drop(red_1s.name, options),
+            *render_drop(red_1s.name, options),
             *render(red_1s, options),
             views.service_metrics_1s_backfill() + insert_settings,
         ]
     for name, seconds in views.RED_ROLLUPS:
-        if not _sketch(backend, name, options, current):
+        if _sketch(backend, name, options) != current:
             steps += [
-                *_drop(name, options),
+                *render_drop(name, options),
                 *render(replace(views.service_metrics_1m_def(), name=name), options),
                 views.red_rollup_backfill(name, seconds) + insert_settings,
             ]
@@ -106,30 +106,14 @@ ARRAY JOIN samples AS sample
 GROUP BY {keys}, {count}, errors, duration_ns_sum"""
 
 
-def _drop(name: str, options: SchemaOptions) -> list[str]:
-    """Drops a table (and its Distributed twin on a cluster)."""
-    cluster = on_cluster(options)
-    statements = [f"DROP TABLE IF EXISTS {local_name(name, options)}{cluster} SYNC"]
-    return [f"DROP TABLE IF EXISTS {name}{cluster} SYNC", *statements] if options.cluster else statements
-
-
-def _column_type(backend: Backend, table: str, options: SchemaOptions) -> str | None:
+def _sketch(backend: Backend | None, table: str, options: SchemaOptions) -> str | None:
+    """The aggregate function of ``table``'s latency column (None: no such table). Without a backend every
+    table is taken to hold t-digests, so that every statement is rendered."""
+    if backend is None:
+        return OLD_SKETCH
     rows = backend.query(
         "SELECT type FROM system.columns WHERE database = currentDatabase() AND table = {table:String} "
         "AND name = 'duration'",
         {"table": local_name(table, options)},
     ).rows
-    return str(rows[0][0]) if rows else None
-
-
-def _sketch(backend: Backend | None, table: str, options: SchemaOptions, sketch: str) -> bool:
-    """Whether ``table``'s latency column holds ``sketch`` (without a backend: whether the statements for a
-    table holding t-digests are wanted)."""
-    if backend is None:
-        return sketch == OLD_SKETCH
-    found = _column_type(backend, table, options)
-    return found is not None and f"AggregateFunction({sketch}(" in found
-
-
-def _exists(backend: Backend, table: str, options: SchemaOptions) -> bool:
-    return _column_type(backend, table, options) is not None
+    return str(rows[0][0]).removeprefix("AggregateFunction(").split("(", 1)[0] if rows else None

@@ -163,6 +163,12 @@ def render_materialized_view(
     )
 
 
+def render_drop(table: str, options: SchemaOptions | None = None) -> list[str]:
+    """``DROP TABLE IF EXISTS`` of ``table`` (in a cluster its Distributed table, then its local one)."""
+    names = [table, local_name(table, options)] if options and options.cluster else [table]
+    return [f"DROP TABLE IF EXISTS {name}{on_cluster(options)} SYNC" for name in names]
+
+
 def render_alter(
     table: str, clauses: list[str], options: SchemaOptions | None = None, distributed_too: bool = False
 ) -> list[str]:
