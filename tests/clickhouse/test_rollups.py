@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from ollystack.clickhouse import Backend, get_backend
-from ollystack.clickhouse.rollups import pieces, red_rows
+from ollystack.clickhouse import Backend, get_backend, rollups
+from ollystack.clickhouse.rollups import MIN_ROWS, pieces, red_rows
 from ollystack.telemetry.services import operation_red, service_red
 from tests.telemetry.test_red_series import SERVER, Shop, insert, trace_id
 
@@ -20,15 +20,28 @@ H = H_S * NS
 
 
 def test_a_range_is_cut_coarsest_first() -> None:
-    assert pieces(H_S, H_S + 6 * 3600) == [("service_metrics_1h", H_S, H_S + 6 * 3600)]
+    assert pieces(H_S, H_S + 24 * 3600) == [("service_metrics_1h", H_S, H_S + 24 * 3600)]
+    assert pieces(H_S + 60, H_S + 13 * 3600 + 600) == [
+        ("service_metrics_1m", H_S + 60, H_S + 3600),  # 11 five-minute rows: not worth a read
+        ("service_metrics_1h", H_S + 3600, H_S + 13 * 3600),
+        ("service_metrics_1m", H_S + 13 * 3600, H_S + 13 * 3600 + 600),
+    ]
     assert pieces(H_S + 60, H_S + 7260) == [
         ("service_metrics_1m", H_S + 60, H_S + 300),
-        ("service_metrics_5m", H_S + 300, H_S + 3600),
-        ("service_metrics_1h", H_S + 3600, H_S + 7200),
+        ("service_metrics_5m", H_S + 300, H_S + 7200),
         ("service_metrics_1m", H_S + 7200, H_S + 7260),
     ]
     assert pieces(H_S + 60, H_S + 240) == [("service_metrics_1m", H_S + 60, H_S + 240)]
     assert pieces(H_S, H_S) == []
+
+
+def test_a_rollup_is_read_only_for_enough_of_its_rows() -> None:
+    # each piece is one more table to plan and read: fewer than MIN_ROWS coarse rows are read as finer ones
+    assert MIN_ROWS == 12
+    assert pieces(H_S, H_S + 11 * 3600) == [("service_metrics_5m", H_S, H_S + 11 * 3600)]
+    assert pieces(H_S, H_S + 12 * 3600) == [("service_metrics_1h", H_S, H_S + 12 * 3600)]
+    assert pieces(H_S + 60, H_S + 3660) == [("service_metrics_1m", H_S + 60, H_S + 3660)]  # the last hour
+    assert pieces(H_S, H_S + 3600) == [("service_metrics_5m", H_S, H_S + 3600)]
 
 
 def test_chart_buckets_only_read_rollups_that_fit_them() -> None:
@@ -81,11 +94,15 @@ def test_the_views_fill_every_rollup(two_hours: str) -> None:
         assert total == 451  # 225 checkouts of two spans and one more request
 
 
+@pytest.mark.parametrize("min_rows", [MIN_ROWS, 1])  # 1: every rollup is read, the hourly one too
 @pytest.mark.parametrize(
     ("start_s", "end_s"),
     [(0, 9000), (90, 8000), (610, 3590), (3600, 7200), (1234, 1290), (7199, 7201)],
 )
-def test_reads_through_rollups_match_the_minutes(two_hours: str, start_s: int, end_s: int) -> None:
+def test_reads_through_rollups_match_the_minutes(
+    two_hours: str, start_s: int, end_s: int, min_rows: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(rollups, "MIN_ROWS", min_rows)
     start, end = H + start_s * NS, H + end_s * NS
     services = {r.service: (r.requests, r.errors) for r in service_red(two_hours, start, end)}
     assert services == _from_minutes(two_hours, "service_name", "entry = 1", start, end)
@@ -96,7 +113,10 @@ def test_reads_through_rollups_match_the_minutes(two_hours: str, start_s: int, e
     assert operations == _from_minutes(two_hours, "operation", "service_name = 'payments'", start, end)
 
 
-def test_quantiles_through_rollups_stay_close_to_the_exact_ones(two_hours: str) -> None:
+def test_quantiles_through_rollups_stay_close_to_the_exact_ones(
+    two_hours: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(rollups, "MIN_ROWS", 1)  # through the hourly rows too
     exact = (
         get_backend()
         .query(
