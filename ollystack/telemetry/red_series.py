@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any
 
 from ollystack.clickhouse import get_backend
@@ -63,13 +64,15 @@ class Buckets:
     def times(self) -> list[int]:
         return [self.origin_s + i * self.step_s for i in range(self.count)]
 
-    def covered_s(self, index: int) -> float:
-        """Seconds of bucket ``index`` that the data read covers: the first bucket starts at the
-        aggregate's row boundary before the range start, the last ends at the range's end."""
+    @cached_property
+    def covered_s(self) -> tuple[float, ...]:
+        """Seconds of each bucket that the data read covers: the first bucket starts at the aggregate's row
+        boundary before the range start, the last ends at the range's end (the whole step in between)."""
         data_start = self.start_ns // NS_PER_S // self.resolution_s * self.resolution_s
-        begin = max(self.origin_s + index * self.step_s, data_start)
-        end = min(self.origin_s + (index + 1) * self.step_s, self.end_ns / NS_PER_S)
-        return max(end - begin, 1.0)
+        data_end = self.end_ns / NS_PER_S
+        return tuple(
+            max(min(begin + self.step_s, data_end) - max(begin, data_start), 1.0) for begin in self.times()
+        )
 
 
 def buckets_for(

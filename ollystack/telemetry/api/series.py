@@ -53,10 +53,9 @@ def _ratio(part: float, whole: float) -> float | None:
 
 
 def series_json(series: red_series.RedSeries, buckets: red_series.Buckets) -> dict[str, Any]:
-    covered = [buckets.covered_s(i) for i in range(buckets.count)]
     return {
         "requests": list(series.requests),
-        "request_rate": [r / s for r, s in zip(series.requests, covered, strict=True)],
+        "request_rate": [r / s for r, s in zip(series.requests, buckets.covered_s, strict=True)],
         "errors": list(series.errors),
         "error_rate": [_ratio(e, r) for e, r in zip(series.errors, series.requests, strict=True)],
         "duration_ns": {"p50": list(series.p50_ns), "p95": list(series.p95_ns), "p99": list(series.p99_ns)},
