@@ -1,7 +1,8 @@
 // Charts on uPlot (npm: uplot): time series, sparklines, scatter and stacked bars. Times are Unix seconds.
 import uPlot from "uplot";
+import { PALETTE } from "olly/palette.js";
 
-export const PALETTE = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#ca8a04", "#db2777", "#4b5563", "#65a30d"];
+export { PALETTE };
 
 function width(el) {
   return Math.max(el.clientWidth || el.parentElement?.clientWidth || 400, 120);

