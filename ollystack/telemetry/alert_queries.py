@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ollystack.clickhouse import get_backend
-from ollystack.clickhouse.views import DIGEST
+from ollystack.clickhouse.views import DIGEST_FUNCTION
 from ollystack.telemetry.logs import text_condition
 
 NS = 1_000_000_000
@@ -29,7 +29,7 @@ HISTORY_MINUTES = 60
 MIN_HISTORY_SAMPLES = 3
 LOG_RULES_PER_STATEMENT = 200
 FIGURES = ("error_rate", "request_rate", "latency")
-_MERGE = DIGEST.split("(", 1)[0] + "MergeIf"  # quantilesBFloat16WeightedMergeIf
+_MERGE = DIGEST_FUNCTION + "MergeIf"  # its levels are bound as parameters
 
 
 @dataclass(frozen=True)

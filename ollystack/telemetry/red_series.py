@@ -21,7 +21,7 @@ from typing import Any
 from ollystack.clickhouse import get_backend
 from ollystack.clickhouse.queries import Select, minute_range, ns, select, time_range
 from ollystack.clickhouse.rollups import red_rows
-from ollystack.clickhouse.views import DIGEST, ENTRY_KINDS, RED_1S_TTL_DAYS, SLOWEST_KEPT
+from ollystack.clickhouse.views import ENTRY_KINDS, RED_1S_TTL_DAYS, SLOWEST_KEPT, digest
 
 NS_PER_S = 1_000_000_000
 MAX_POINTS = 120
@@ -37,7 +37,7 @@ DEFAULT_TOP_OPERATIONS = 5
 MAX_TOP_OPERATIONS = 20
 MAX_SLOWEST = 100
 SLOWEST_CANDIDATES = 10  # requests read per slow trace asked for, before keeping one per trace
-_MERGE = DIGEST.replace("(", "Merge(", 1)
+_MERGE = digest("Merge")
 # DIGEST's levels are 0.5, 0.9, 0.95, 0.99: positions of p50, p95, p99 in its answer
 _P50, _P95, _P99 = 0, 2, 3
 

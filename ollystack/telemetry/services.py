@@ -8,7 +8,7 @@ from typing import Any
 from ollystack.clickhouse import get_backend
 from ollystack.clickhouse.queries import minute_range, select
 from ollystack.clickhouse.rollups import red_rows
-from ollystack.clickhouse.views import DIGEST
+from ollystack.clickhouse.views import digest
 
 
 def list_services(tenant_id: str, start_ns: int, end_ns: int) -> list[str]:
@@ -62,7 +62,7 @@ _RED_COLUMNS = [
     "sum(requests) AS requests_total",
     "sum(errors) AS errors_total",
     "sum(duration_ns_sum) AS duration_total",
-    f"{DIGEST.replace('(', 'Merge(', 1)}(duration) AS quantiles",
+    f"{digest('Merge')}(duration) AS quantiles",
 ]
 
 

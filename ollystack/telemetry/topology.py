@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from ollystack.clickhouse import get_backend
 from ollystack.clickhouse.queries import minute_range, select
-from ollystack.clickhouse.views import DIGEST
+from ollystack.clickhouse.views import digest
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ def service_topology(tenant_id: str, start_ns: int, end_ns: int) -> list[Edge]:
                 "sum(calls) AS total_calls",
                 "sum(errors) AS total_errors",
                 "sum(duration_ns_sum) AS duration_total",
-                f"{DIGEST.replace('(', 'Merge(', 1)}(duration) AS quantiles",
+                f"{digest('Merge')}(duration) AS quantiles",
             ],
         ),
         "minute",

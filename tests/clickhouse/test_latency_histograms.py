@@ -13,7 +13,7 @@ from typing import Any
 from ollystack.clickhouse import views
 from tests.clickhouse.test_schema import run_in_own_process
 
-T_DIGEST = "quantilesTDigestWeighted(0.5, 0.9, 0.95, 0.99)"
+T_DIGEST = "quantilesTDigestWeighted"
 MIGRATION = "0007_latency_histograms"
 TABLES = (
     "service_metrics_1m",
@@ -38,7 +38,7 @@ FROM numbers({first}, {count})"""
 
 
 def _quantiles(backend: Any, table: str, where: str = "1") -> list[float]:
-    merge = views.DIGEST.split("(", 1)[0] + "Merge(0.5, 0.95, 0.99)"
+    merge = views.DIGEST_FUNCTION + "Merge(0.5, 0.95, 0.99)"
     return [
         float(q) for q in backend.query(f"SELECT {merge}(duration) FROM {table} WHERE {where}").rows[0][0]
     ]
@@ -52,7 +52,9 @@ def histogram_upgrade_scenario(workdir: Path) -> dict[str, Any]:
 
     backend = EmbeddedBackend(workdir / "clickhouse")
     options = SchemaOptions()
-    new_digest, views.DIGEST = views.DIGEST, T_DIGEST  # the previous release's sketch
+    new_digest = views.DIGEST_FUNCTION, views.DIGEST
+    # the previous release's sketch
+    views.DIGEST_FUNCTION, views.DIGEST = T_DIGEST, views.DIGEST.replace(new_digest[0], T_DIGEST)
     try:
         for statement in render(ch_migrations_def(), options):
             backend.command(statement)
@@ -60,7 +62,7 @@ def histogram_upgrade_scenario(workdir: Path) -> dict[str, Any]:
         apply_migrations(backend, log=lambda _m: None, options=options)
         backend.command(INSERT_SPANS.format(first=0, count=SPANS))
     finally:
-        views.DIGEST = new_digest
+        views.DIGEST_FUNCTION, views.DIGEST = new_digest
     before = {
         t: backend.query(f"SELECT type FROM system.columns WHERE table = '{t}' AND name = 'duration'").rows[
             0

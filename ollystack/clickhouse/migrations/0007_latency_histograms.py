@@ -27,7 +27,8 @@ from ollystack.clickhouse.tables import SchemaOptions, TableDef, local_name, on_
 OLD_SKETCH = "quantilesTDigestWeighted"
 TEMPORARY = "_bf16"
 # the levels at which a stored t-digest is read, and the share of the requests each value stands for
-LEVELS = [round((i + 0.5) / 100, 4) for i in range(90)] + [round(0.9 + (i + 0.5) / 1000, 4) for i in range(100)]
+LEVELS = [round((i + 0.5) / 100, 4) for i in range(90)]
+LEVELS += [round(0.9 + (i + 0.5) / 1000, 4) for i in range(100)]
 SHARES = [0.01] * 90 + [0.001] * 100
 _VIEW = re.compile(r"CREATE MATERIALIZED VIEW IF NOT EXISTS (\S+).* TO (\S+) AS")
 
@@ -60,7 +61,7 @@ def operations(options: SchemaOptions, backend: Backend | None = None) -> list[s
                 f"INSERT INTO {table.name} SELECT * FROM {copy.name}{insert_settings}",
                 *render_drop(copy.name, options),
             ]
-    current = views.DIGEST.split("(", 1)[0]
+    current = views.DIGEST_FUNCTION
     red_1s = views.service_metrics_1s_def()
     if _sketch(backend, red_1s.name, options) != current:
         steps += [
