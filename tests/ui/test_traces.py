@@ -150,6 +150,8 @@ def test_the_waterfall_is_driven_by_the_keyboard(sign_in: Callable[..., Session]
     page = signed_in(sign_in, "vera").open(f"/traces/{ui.sent.trace_ids[0]}/")
     expect(page.locator("body")).to_have_attribute("data-rendered", "trace")
     rows = page.locator(".wf-row")
+    in_order = rows.evaluate_all("rows => rows.map(r => r.dataset.index)")
+    assert in_order == [str(i) for i in range(7)]
     rows.first.focus()
     page.keyboard.press("ArrowDown")
     page.keyboard.press("ArrowDown")
@@ -170,10 +172,16 @@ def test_the_waterfall_is_driven_by_the_keyboard(sign_in: Callable[..., Session]
     page.keyboard.press("Enter")
     expect(page.locator("#details-title")).to_have_text("POST payments")
     expect(page.locator("#span-details")).to_contain_text("client")
+    # a subtree in the middle put back: its rows go between their neighbours, in the tree's order (what
+    # assistive technology reads), not after the last row
+    page.locator(".wf-row", has=page.locator(".op-name", has_text="GET inventory")).locator("[data-toggle]").click()
+    expect(page.locator(".wf-row:visible")).to_have_count(7)
+    assert rows.evaluate_all("rows => rows.map(r => r.dataset.index)") == in_order
     page.click("#collapse-all")
     expect(page.locator(".wf-row:visible")).to_have_count(1)
     page.click("#expand-all")
     expect(page.locator(".wf-row:visible")).to_have_count(7)
+    assert rows.evaluate_all("rows => rows.map(r => r.dataset.index)") == in_order
 
 
 def test_the_critical_path_follows_the_latest_ending_children(sign_in: Callable[..., Session]) -> None:
@@ -269,21 +277,53 @@ def big_trace(ui: UiServer, api_key: str) -> str:
     return trace_id
 
 
-def test_a_trace_of_5000_spans_renders_every_row(sign_in: Callable[..., Session], big_trace: str) -> None:
+def test_a_trace_of_5000_spans_renders_as_a_virtual_list(sign_in: Callable[..., Session], big_trace: str) -> None:
     page = signed_in(sign_in, "vera").open(f"/traces/{big_trace}/")
     expect(page.locator("body")).to_have_attribute("data-rendered", "trace", timeout=30_000)
     expect(page.locator("#span-count")).to_have_text("5,000")
-    expect(page.locator(".wf-row")).to_have_count(BIG_TRACE_SPANS)
     expect(page.locator("#error-count")).to_have_text("1")
     marks = page.evaluate("performance.getEntriesByName('olly:trace-rendered').map(m => m.startTime)")
     assert len(marks) == 1, "one first render"
     print(f"5000 spans rendered {marks[0]:.0f} ms after navigation start")
-    page.locator(".wf-row").first.focus()
+    # the tree is as tall as every row, but only the rows near the viewport are in the document
+    row_height = page.locator(".wf-row").first.evaluate("el => el.getBoundingClientRect().height")
+    tree_height = page.locator(".wf-rows").evaluate("el => el.getBoundingClientRect().height")
+    assert tree_height == pytest.approx(BIG_TRACE_SPANS * row_height, abs=1)
+    assert 10 < page.locator(".wf-row").count() < 200
+    # position among siblings, as a virtual tree must tell (the root, then shards of a shard span and 99 rows)
+    shards = -(-(BIG_TRACE_SPANS - 1) // 100)
+    expect(page.locator('.wf-row[data-index="0"]')).to_have_attribute("aria-setsize", "1")
+    expect(page.locator('.wf-row[data-index="1"]')).to_have_attribute("aria-setsize", str(shards))
+    expect(page.locator('.wf-row[data-index="2"]')).to_have_attribute("aria-setsize", "99")
+
+    # scrolled to the middle, the rows there are built and shown in order
+    waterfall = page.locator("#waterfall")  # the scrolled box
+    waterfall.evaluate("(el, y) => { el.scrollTop = y; }", tree_height / 2)
+    middle = page.locator('.wf-row[data-index="2500"]')  # the 99th row of shard 24
+    expect(middle).to_be_in_viewport()
+    expect(middle).to_have_attribute("aria-posinset", "99")
+    expect(middle).to_have_attribute("aria-level", "3")
+    assert page.locator(".wf-row").count() < 200
+
+    waterfall.evaluate("el => { el.scrollTop = 0; }")
+    page.locator('.wf-row[data-index="0"]').focus()
     page.keyboard.press("End")
-    last = page.locator(".wf-row").last
-    expect(last).to_be_focused()
+    last = page.locator(".wf-row:focus")
+    expect(last).to_have_attribute("data-index", str(BIG_TRACE_SPANS - 1))
     expect(last).to_be_in_viewport()
     expect(last.locator(".op-name")).to_have_text("insert row")
+    page.keyboard.press("ArrowUp")
+    expect(page.locator(".wf-row:focus")).to_have_attribute("data-index", str(BIG_TRACE_SPANS - 2))
     page.keyboard.press("Home")
-    expect(page.locator(".wf-row").first).to_be_focused()
+    expect(page.locator(".wf-row:focus")).to_have_attribute("data-index", "0")
+    expect(page.locator('.wf-row[data-index="0"]')).to_be_in_viewport()
+    # collapsing the root leaves one row, and the tree one row tall
+    page.keyboard.press("ArrowLeft")
+    expect(page.locator(".wf-row")).to_have_count(1)
+    assert page.locator(".wf-rows").evaluate("el => el.getBoundingClientRect().height") == pytest.approx(
+        row_height, abs=1
+    )
+    page.keyboard.press("ArrowRight")
+    expect(page.locator(f'.wf-row[data-index="{BIG_TRACE_SPANS - 1}"]')).to_have_count(0)
+    assert 10 < page.locator(".wf-row").count() < 200
     shot(page, "trace-5000-spans")

@@ -46,7 +46,7 @@ export const offsetMs = (ns, base) => Number(BigInt(ns) - base) / 1e6;
 export const epochMs = (ns) => Number(BigInt(ns) / 1_000_000n);
 
 // Spans → {nodes (preorder: parents before their children, siblings by start), base (BigInt ns), duration
-// (ms), services, errors}. Each node: {span, id, name, service, start, end (ms from base), error, depth,
+// (ms), root (of the critical path), roots (the nodes without a parent, in order), services, errors}. Each node: {span, id, name, service, start, end (ms from base), error, depth,
 // parent, children, index, subtreeEnd (index after its last descendant), orphan, critical}.
 export function buildTrace(spans) {
   let base = null;
@@ -124,6 +124,7 @@ export function buildTrace(spans) {
     base,
     duration,
     root: top,
+    roots: nodes.filter((n) => !n.parent),
     services: [...new Set(nodes.map((n) => n.service))].sort(),
     errors: nodes.filter((n) => n.error).length,
   };

@@ -1,9 +1,10 @@
 // One trace: a summary, the waterfall of nested spans on the trace's timeline (critical path marked,
 // subtrees collapsible, keyboard-driven) and the details of the selected span.
 //
-// Rows are built once, in one fragment; collapsing only flips a class on the rows of a subtree (they are
-// contiguous in preorder), and rows off screen skip layout and paint (content-visibility in traces.css), so
-// a trace of thousands of spans renders in one pass.
+// The waterfall is virtual: the tree is as tall as all its shown rows, but only the rows near its scrolled
+// view (and the selected one) are in the document, each built when first needed and placed at its position. A
+// trace of thousands of spans costs what one screenful costs. Collapsing a span recomputes the list of
+// shown rows (a subtree is the index range [i + 1, subtreeEnd) in preorder) and places them again.
 import { get, ApiError } from "olly/api.js";
 import { $, h, clear, flash } from "olly/dom.js";
 import { config } from "olly/config.js";
@@ -82,30 +83,38 @@ function row(node) {
   const left = pct(node.start);
   const width = Math.max(pct(node.end - node.start), 0.05);
   const label = duration(node.end - node.start);
+  const siblings = node.parent ? node.parent.children : trace.roots;
+  const isSelected = node.index === Math.max(selected, 0);
   return h(
     "div",
     {
       class: `wf-row${node.error ? " error" : ""}${node.critical ? " critical" : ""}`,
       role: "treeitem",
       "aria-level": node.depth + 1,
-      "aria-expanded": hasChildren ? "true" : undefined,
-      "aria-selected": "false",
+      "aria-setsize": siblings.length,
+      "aria-posinset": siblings.indexOf(node) + 1,
+      "aria-expanded": hasChildren ? String(!node.collapsed) : undefined,
+      "aria-selected": String(node.index === selected),
       "aria-label": `${node.service} ${node.name}, ${label}${node.error ? ", error" : ""}${node.critical ? ", on the critical path" : ""}`,
-      tabindex: node.index === 0 ? "0" : "-1",
+      tabindex: isSelected ? "0" : "-1",
       dataset: { index: node.index, spanId: node.id, critical: node.critical ? "true" : "false" },
     },
     h(
       "div",
       { class: "wf-name", style: { paddingLeft: `${Math.min(node.depth, 40) * 14 + 4}px` } },
       hasChildren
-        ? h("button", { type: "button", class: "toggle", tabindex: "-1", "aria-label": "Collapse", "data-toggle": "" }, "▾")
+        ? h(
+            "button",
+            { type: "button", class: "toggle", tabindex: "-1", "aria-label": node.collapsed ? "Expand" : "Collapse", "data-toggle": "" },
+            node.collapsed ? "▸" : "▾",
+          )
         : h("span", { class: "toggle-space" }),
       h("span", { class: "svc-dot", style: { background: serviceColor(node.service) }, "aria-hidden": "true" }),
       h("span", { class: "svc-name" }, node.service),
       h("span", { class: "op-name" }, node.name),
       node.error ? h("span", { class: "err-mark", title: "status ERROR" }, "!") : null,
       node.orphan ? h("span", { class: "badge small", title: "its parent span was not received" }, "orphan") : null,
-      hasChildren ? h("span", { class: "child-count small muted", hidden: true }, `+${node.subtreeEnd - node.index - 1}`) : null,
+      hasChildren ? h("span", { class: "child-count small muted", hidden: !node.collapsed }, `+${node.subtreeEnd - node.index - 1}`) : null,
     ),
     h(
       "div",
@@ -124,46 +133,93 @@ function durationLabel(left, width, label) {
   return h("span", { class: "dur inside", style: { right: `${100 - end}%` } }, label);
 }
 
-function render() {
-  const tree = h("div", { class: "wf-rows", role: "tree", "aria-label": "Spans of the trace" });
-  const fragment = document.createDocumentFragment();
-  for (const node of trace.nodes) {
-    node.row = row(node);
-    node.collapsed = false;
-    node.hidden = false;
-    fragment.append(node.row);
-  }
-  tree.append(fragment);
-  clear(waterfall).append(ruler(), tree);
+// --- the virtual list: `shown` holds the indices of the rows not under a collapsed span, in order ------
+
+const OVERSCAN = 20; // rows built beyond each edge of the viewport
+let tree = null;
+let rowHeight = 24;
+let shown = [];
+const mounted = new Set(); // nodes whose row is in the document
+let frame = 0;
+
+function rowOf(node) {
+  if (!node.row) node.row = row(node);
+  return node.row;
 }
 
-// Hidden rows: those under a collapsed span (a subtree is the index range [i + 1, subtreeEnd)).
-function applyCollapse() {
+// The rows from just above the waterfall's scrolled view to just below it, plus the selected one (it may
+// hold the focus), in the document in their order. Rows already there are never moved (a moved row would
+// lose the focus): the others are removed, the new ones inserted between them.
+function draw() {
+  frame = 0;
   const nodes = trace.nodes;
-  for (let i = 0; i < nodes.length; ) {
-    const node = nodes[i];
-    setHidden(node, false);
-    if (node.collapsed) {
-      for (let j = i + 1; j < node.subtreeEnd; j++) setHidden(nodes[j], true);
-      i = node.subtreeEnd;
-    } else i++;
+  const top = tree.getBoundingClientRect().top - waterfall.getBoundingClientRect().top;
+  const first = Math.max(0, Math.floor(-top / rowHeight) - OVERSCAN);
+  const last = Math.min(shown.length, Math.ceil((waterfall.clientHeight - top) / rowHeight) + OVERSCAN);
+  const keep = [];
+  for (let pos = first; pos < last; pos++) keep.push(nodes[shown[pos]]);
+  const current = selected >= 0 ? nodes[selected] : null;
+  if (current && current.pos >= 0 && (current.pos < first || current.pos >= last)) {
+    keep.push(current);
+    keep.sort((a, b) => a.pos - b.pos);
   }
-  if (selected >= 0 && nodes[selected].hidden) {
-    let up = nodes[selected].parent;
-    while (up && up.hidden) up = up.parent;
-    if (up) select(up.index, { focus: document.activeElement?.closest?.(".wf-row") != null });
+  const wanted = new Set(keep);
+  for (const node of mounted) {
+    if (!wanted.has(node)) {
+      node.row.remove();
+      mounted.delete(node);
+    }
+  }
+  let cursor = tree.firstChild;
+  for (const node of keep) {
+    const el = rowOf(node);
+    el.style.top = `${node.pos * rowHeight}px`;
+    if (el === cursor) cursor = cursor.nextSibling;
+    else {
+      tree.insertBefore(el, cursor);
+      mounted.add(node);
+    }
   }
 }
 
-function setHidden(node, hidden) {
-  if (node.hidden === hidden) return;
-  node.hidden = hidden;
-  node.row.classList.toggle("hidden", hidden);
+function scheduleDraw() {
+  if (!frame) frame = requestAnimationFrame(draw);
+}
+
+function render() {
+  tree = h("div", { class: "wf-rows", role: "tree", "aria-label": "Spans of the trace" });
+  for (const node of trace.nodes) node.collapsed = false;
+  clear(waterfall).append(ruler(), tree);
+  rowHeight = parseFloat(getComputedStyle(tree).getPropertyValue("--wf-row-height")) || rowHeight;
+  layout();
+  waterfall.addEventListener("scroll", scheduleDraw, { passive: true });
+  window.addEventListener("resize", scheduleDraw);
+}
+
+// Which rows are shown (those under a collapsed span are not), their positions, the tree's height.
+function layout() {
+  const nodes = trace.nodes;
+  shown = [];
+  for (const node of nodes) node.pos = -1;
+  for (let i = 0; i < nodes.length; ) {
+    nodes[i].pos = shown.length;
+    shown.push(i);
+    i = nodes[i].collapsed ? nodes[i].subtreeEnd : i + 1;
+  }
+  tree.style.height = `${shown.length * rowHeight}px`;
+  if (selected >= 0 && nodes[selected].pos < 0) {
+    let up = nodes[selected].parent;
+    while (up && up.pos < 0) up = up.parent;
+    const hadFocus = document.activeElement?.closest?.(".wf-row") != null;
+    if (up) select(up.index, { focus: hadFocus });
+  }
+  draw();
 }
 
 function setCollapsed(node, collapsed) {
   if (!node.children.length || node.collapsed === collapsed) return;
   node.collapsed = collapsed;
+  if (!node.row) return; // built with the state when needed
   node.row.setAttribute("aria-expanded", collapsed ? "false" : "true");
   const button = node.row.querySelector("[data-toggle]");
   button.textContent = collapsed ? "▸" : "▾";
@@ -174,38 +230,28 @@ function setCollapsed(node, collapsed) {
 function select(index, { focus = true, open = false } = {}) {
   const nodes = trace.nodes;
   if (index < 0 || index >= nodes.length) return;
-  if (selected >= 0) {
-    nodes[selected].row.setAttribute("aria-selected", "false");
-    nodes[selected].row.tabIndex = -1;
-  } else nodes[0].row.tabIndex = -1;
+  const previous = nodes[Math.max(selected, 0)];
+  if (previous.row) {
+    previous.row.setAttribute("aria-selected", "false");
+    previous.row.tabIndex = -1;
+  }
   selected = index;
-  const target = nodes[index].row;
+  const node = nodes[index];
+  const target = rowOf(node);
   target.setAttribute("aria-selected", "true");
   target.tabIndex = 0;
+  draw(); // the selected row stays in the document
   if (focus) {
     target.focus({ preventScroll: true });
     target.scrollIntoView({ block: "nearest" });
+    draw();
   }
-  if (open) showDetails(nodes[index]);
+  if (open) showDetails(node);
 }
 
-function nextVisible(index) {
-  const node = trace.nodes[index];
-  const next = node.collapsed ? node.subtreeEnd : index + 1;
-  return next < trace.nodes.length ? next : index;
-}
-
-function previousVisible(index) {
-  let i = index - 1;
-  while (i >= 0 && trace.nodes[i].hidden) i--;
-  return i >= 0 ? i : index;
-}
-
-function lastVisible() {
-  let i = trace.nodes.length - 1;
-  while (i > 0 && trace.nodes[i].hidden) i--;
-  return i;
-}
+const nextVisible = (index) => shown[Math.min(trace.nodes[index].pos + 1, shown.length - 1)];
+const previousVisible = (index) => shown[Math.max(trace.nodes[index].pos - 1, 0)];
+const lastVisible = () => shown[shown.length - 1];
 
 function onKey(event) {
   const rowEl = event.target.closest(".wf-row");
@@ -223,13 +269,13 @@ function onKey(event) {
     case "ArrowLeft":
       if (node.children.length && !node.collapsed) {
         setCollapsed(node, true);
-        applyCollapse();
+        layout();
       } else if (node.parent) select(node.parent.index);
       break;
     case "ArrowRight":
       if (node.collapsed) {
         setCollapsed(node, false);
-        applyCollapse();
+        layout();
       } else if (node.children.length) select(index + 1);
       break;
     case "Home":
@@ -254,7 +300,7 @@ function onClick(event) {
   const node = trace.nodes[Number(rowEl.dataset.index)];
   if (event.target.closest("[data-toggle]")) {
     setCollapsed(node, !node.collapsed);
-    applyCollapse();
+    layout();
     select(node.index);
     return;
   }
@@ -427,11 +473,11 @@ async function main() {
   });
   $("#expand-all").addEventListener("click", () => {
     trace.nodes.forEach((n) => setCollapsed(n, false));
-    applyCollapse();
+    layout();
   });
   $("#collapse-all").addEventListener("click", () => {
     trace.nodes.forEach((n) => setCollapsed(n, true));
-    applyCollapse();
+    layout();
   });
   rendered();
 }
