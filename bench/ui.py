@@ -10,9 +10,10 @@ under var/bench/ui-data/ with a marker of its parameters: a re-run reuses it whi
 still recent (``--max-age``, as pages ask for "the last hour"); an older one is topped up with the
 minutes since, at the same rate (reloaded when older than the hours it covers).
 
-Each page is opened ``--runs`` times per range (1 h and 6 h), waiting for the network to go idle. For the
-HTML document and for every same-origin fetch the page made, the server's time is the browser's
-``responseStart - requestStart`` (Playwright's request timing). The first load of a page and range is
+Each page is opened ``--runs`` times per range (1 h and 6 h), one after the other in one browser tab as a
+user moving through the UI does, waiting for the network to go idle. For the HTML document and for every
+same-origin fetch the page made, the server's time is the browser's ``responseStart - requestStart``
+(Playwright's request timing). The first load of a page and range is
 reported apart from the repeats, which the query cache may answer; a second ``serve`` start with
 ``OLLYSTACK_QUERY_CACHE_SECONDS=0`` repeats everything without it (``--no-uncached`` skips that). The trace
 page of the 5 000-span trace is timed from navigation start to its ``olly:trace-rendered`` performance
@@ -450,20 +451,23 @@ def _relative(url: str) -> str:
     return parts.path + (f"?{parts.query}" if parts.query else "")
 
 
-def open_page(context: Any, base: str, path: str, timeout_ms: float) -> Load:
-    """Open ``path`` in a new tab, wait for the network to go idle, and collect the server times."""
+def open_page(page: Any, base: str, path: str, timeout_ms: float) -> Load:
+    """Go to ``path`` in the tab ``page``, wait for the network to go idle, and collect the server times."""
     from playwright.sync_api import Error as PlaywrightError
 
-    page = context.new_page()
     started: list[Any] = []
     finished: list[Any] = []
     failed: list[Any] = []
     problems: list[str] = []
-    page.on("request", lambda r: started.append(r))
-    page.on("requestfinished", lambda r: finished.append(r))
-    page.on("requestfailed", lambda r: failed.append(r))
-    page.on("pageerror", lambda exc: problems.append(f"uncaught: {exc}"))
-    page.on("console", lambda m: problems.append(f"console: {m.text}") if m.type == "error" else None)
+    listeners: dict[str, Callable[[Any], object]] = {  # Playwright wants Python functions, not methods
+        "request": lambda r: started.append(r),
+        "requestfinished": lambda r: finished.append(r),
+        "requestfailed": lambda r: failed.append(r),
+        "pageerror": lambda exc: problems.append(f"uncaught: {exc}"),
+        "console": lambda m: problems.append(f"console: {m.text}") if m.type == "error" else None,
+    }
+    for event, listener in listeners.items():
+        page.on(event, listener)
     load = Load()
     try:
         document = page.goto(f"{base}{path}", wait_until="networkidle", timeout=timeout_ms)
@@ -496,15 +500,15 @@ def open_page(context: Any, base: str, path: str, timeout_ms: float) -> Load:
         if response and response.status >= 400:
             problems.append(f"HTTP {response.status} from {_relative(request.url)}")
     load.error = "; ".join(dict.fromkeys(problems))
-    page.close()
+    for event, listener in listeners.items():
+        page.remove_listener(event, listener)
     return load
 
 
-def time_render(context: Any, base: str, path: str, timeout_ms: float) -> tuple[float | None, str]:
-    """Milliseconds from navigation start to the trace page's render mark."""
+def time_render(page: Any, base: str, path: str, timeout_ms: float) -> tuple[float | None, str]:
+    """Milliseconds from navigation start to the trace page's render mark, in the tab ``page``."""
     from playwright.sync_api import Error as PlaywrightError
 
-    page = context.new_page()
     try:
         page.goto(f"{base}{path}", wait_until="commit", timeout=timeout_ms)
         page.wait_for_function(
@@ -514,8 +518,6 @@ def time_render(context: Any, base: str, path: str, timeout_ms: float) -> tuple[
         return float(mark), ""
     except PlaywrightError as exc:
         return None, f"no {RENDER_MARK} mark: {str(exc).splitlines()[0]}"
-    finally:
-        page.close()
 
 
 def sign_in(context: Any, base: str) -> None:
@@ -609,10 +611,13 @@ def measure_pass(
         context = browser.new_context(viewport={"width": 1440, "height": 900})
         context.set_default_timeout(args.timeout * 1000)
         sign_in(context, server.web)
+        # one tab, as a user moving through the UI has: a new tab per load would start a renderer process
+        # each time, about 1 s of CPU on the 2 cores the server shares
+        tab = context.new_page()
         for path in pages(marker):
             for range_ in RANGES:
                 url = f"{path}?tenant={TENANT}&range={range_}"
-                loads = [open_page(context, server.web, url, args.timeout * 1000) for _ in range(args.runs)]
+                loads = [open_page(tab, server.web, url, args.timeout * 1000) for _ in range(args.runs)]
                 summary = summarize(path, range_, loads)
                 results["pages"].append(summary)
                 warm = summary["warm"]
@@ -625,7 +630,7 @@ def measure_pass(
         marks: list[float] = []
         error = ""
         for _ in range(args.runs):
-            mark, error = time_render(context, server.web, trace_path, args.timeout * 1000)
+            mark, error = time_render(tab, server.web, trace_path, args.timeout * 1000)
             if mark is None:
                 break  # the page does not set the mark: no use waiting for it again
             marks.append(mark)
