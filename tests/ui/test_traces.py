@@ -304,6 +304,8 @@ def test_a_trace_of_5000_spans_renders_as_a_virtual_list(sign_in: Callable[..., 
     expect(middle).to_have_attribute("aria-posinset", "99")
     expect(middle).to_have_attribute("aria-level", "3")
     assert page.locator(".wf-row").count() < 200
+    # the row Tab enters the tree at stays in the document, scrolled away or not
+    expect(page.locator('.wf-row[tabindex="0"]')).to_have_attribute("data-index", "0")
 
     waterfall.evaluate("el => { el.scrollTop = 0; }")
     page.locator('.wf-row[data-index="0"]').focus()

@@ -46,8 +46,9 @@ export const offsetMs = (ns, base) => Number(BigInt(ns) - base) / 1e6;
 export const epochMs = (ns) => Number(BigInt(ns) / 1_000_000n);
 
 // Spans → {nodes (preorder: parents before their children, siblings by start), base (BigInt ns), duration
-// (ms), root (of the critical path), roots (the nodes without a parent, in order), services, errors}. Each node: {span, id, name, service, start, end (ms from base), error, depth,
-// parent, children, index, subtreeEnd (index after its last descendant), orphan, critical}.
+// (ms), root (of the critical path), roots (the nodes without a parent, in order), services, errors}. Each
+// node: {span, id, name, service, start, end (ms from base), error, depth, parent, children, index,
+// subtreeEnd (index after its last descendant), position (1-based, among its siblings), orphan, critical}.
 export function buildTrace(spans) {
   let base = null;
   for (const span of spans) {
@@ -113,7 +114,10 @@ export function buildTrace(spans) {
   for (let i = nodes.length - 1; i >= 0; i--) {
     const node = nodes[i];
     node.subtreeEnd = node.children.length ? node.children[node.children.length - 1].subtreeEnd : i + 1;
+    node.children.forEach((child, n) => (child.position = n + 1));
   }
+  const tops = nodes.filter((n) => !n.parent);
+  tops.forEach((top, n) => (top.position = n + 1));
   const duration = nodes.reduce((max, n) => Math.max(max, n.end), 0);
   // The path starts at the root of the span that ended last.
   let top = nodes.reduce((last, n) => (!last || n.end > last.end ? n : last), null);
@@ -124,7 +128,7 @@ export function buildTrace(spans) {
     base,
     duration,
     root: top,
-    roots: nodes.filter((n) => !n.parent),
+    roots: tops,
     services: [...new Set(nodes.map((n) => n.service))].sort(),
     errors: nodes.filter((n) => n.error).length,
   };

@@ -92,7 +92,7 @@ function row(node) {
       role: "treeitem",
       "aria-level": node.depth + 1,
       "aria-setsize": siblings.length,
-      "aria-posinset": siblings.indexOf(node) + 1,
+      "aria-posinset": node.position,
       "aria-expanded": hasChildren ? String(!node.collapsed) : undefined,
       "aria-selected": String(node.index === selected),
       "aria-label": `${node.service} ${node.name}, ${label}${node.error ? ", error" : ""}${node.critical ? ", on the critical path" : ""}`,
@@ -148,7 +148,7 @@ function rowOf(node) {
 }
 
 // The rows from just above the waterfall's scrolled view to just below it, plus the selected one (it may
-// hold the focus), in the document in their order. Rows already there are never moved (a moved row would
+// hold the focus, and Tab enters the tree there), in the document in their order. Rows already there are never moved (a moved row would
 // lose the focus): the others are removed, the new ones inserted between them.
 function draw() {
   frame = 0;
@@ -158,8 +158,8 @@ function draw() {
   const last = Math.min(shown.length, Math.ceil((waterfall.clientHeight - top) / rowHeight) + OVERSCAN);
   const keep = [];
   for (let pos = first; pos < last; pos++) keep.push(nodes[shown[pos]]);
-  const current = selected >= 0 ? nodes[selected] : null;
-  if (current && current.pos >= 0 && (current.pos < first || current.pos >= last)) {
+  const current = nodes[Math.max(selected, 0)]; // the row Tab enters the tree at
+  if (current.pos >= 0 && (current.pos < first || current.pos >= last)) {
     keep.push(current);
     keep.sort((a, b) => a.pos - b.pos);
   }
