@@ -174,7 +174,8 @@ def test_the_waterfall_is_driven_by_the_keyboard(sign_in: Callable[..., Session]
     expect(page.locator("#span-details")).to_contain_text("client")
     # a subtree in the middle put back: its rows go between their neighbours, in the tree's order (what
     # assistive technology reads), not after the last row
-    page.locator(".wf-row", has=page.locator(".op-name", has_text="GET inventory")).locator("[data-toggle]").click()
+    inventory = page.locator(".wf-row", has=page.locator(".op-name", has_text="GET inventory"))
+    inventory.locator("[data-toggle]").click()
     expect(page.locator(".wf-row:visible")).to_have_count(7)
     assert rows.evaluate_all("rows => rows.map(r => r.dataset.index)") == in_order
     page.click("#collapse-all")
@@ -277,7 +278,9 @@ def big_trace(ui: UiServer, api_key: str) -> str:
     return trace_id
 
 
-def test_a_trace_of_5000_spans_renders_as_a_virtual_list(sign_in: Callable[..., Session], big_trace: str) -> None:
+def test_a_trace_of_5000_spans_renders_as_a_virtual_list(
+    sign_in: Callable[..., Session], big_trace: str
+) -> None:
     page = signed_in(sign_in, "vera").open(f"/traces/{big_trace}/")
     expect(page.locator("body")).to_have_attribute("data-rendered", "trace", timeout=30_000)
     expect(page.locator("#span-count")).to_have_text("5,000")
