@@ -8,6 +8,7 @@ as one of the users below, and fails if the page logged a console error or threw
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import uuid
@@ -112,19 +113,30 @@ class OwnTenant:
     """A tenant of one test (same members and roles as the shared one) and the SDK sending to it."""
 
     name: str
+    ingest_key: str
     traffic: Traffic
 
 
-@pytest.fixture
-def own_tenant(ui: UiServer) -> Iterator[OwnTenant]:
-    """For tests whose traffic would change what other tests see (open pages with ``?tenant=<name>``)."""
+@contextlib.contextmanager
+def tenant_of_its_own(ui: UiServer) -> Iterator[OwnTenant]:
+    """A new tenant with the shared tenant's members and roles, for traffic that would change what other
+    tests see in the shared one (pages are opened with ``?tenant=<name>``)."""
     name = f"t-{uuid.uuid4().hex[:10]}"
     made = ui.server.create_tenant(name)
     plan = {user: {name: roles[""]} for user, roles in USERS.items()}
     _set_members(ui.server, plan, create=False)
     traffic = Traffic(ui.server.otlp_http, made["ingest_key"])
-    yield OwnTenant(name, traffic)
-    traffic.close()
+    try:
+        yield OwnTenant(name, made["ingest_key"], traffic)
+    finally:
+        traffic.close()
+
+
+@pytest.fixture
+def own_tenant(ui: UiServer) -> Iterator[OwnTenant]:
+    """A tenant of this test alone (``tenant_of_its_own``)."""
+    with tenant_of_its_own(ui) as tenant:
+        yield tenant
 
 
 @pytest.fixture(scope="session")

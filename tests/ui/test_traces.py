@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import pytest
 from opentelemetry import trace
@@ -16,18 +17,12 @@ from opentelemetry.trace import Status, StatusCode
 from playwright.sync_api import Page, expect
 
 from tests.e2e.conftest import wait_for
-from tests.ui.conftest import Session, UiServer, shot
+from tests.ui.conftest import Session, UiServer, shot, tenant_of_its_own
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
 BIG_TRACE_SPANS = 5000
 MS = 1_000_000
-
-
-@pytest.fixture(scope="module")
-def api_key(ui: UiServer) -> str:
-    done = ui.server.manage("tenant", "create-key", ui.tenant, "--kind", "api", "--json")
-    return str(json.loads(done.stdout)["key"])
 
 
 def signed_in(sign_in: Callable[..., Session], user: str) -> Session:
@@ -227,11 +222,11 @@ def test_an_unknown_or_malformed_trace_id_says_so(sign_in: Callable[..., Session
     session.console.expect("404")
 
 
-def send_big_trace(ui: UiServer, spans: int) -> str:
+def send_big_trace(ui: UiServer, ingest_key: str, spans: int) -> str:
     """One trace of ``spans`` spans: a root, shards of 100 spans under it, rows under each shard."""
     provider = TracerProvider(resource=Resource.create({"service.name": "bulk-loader"}))
     exporter = OTLPSpanExporter(
-        endpoint=f"{ui.server.otlp_http}/v1/traces", headers={"Authorization": f"Bearer {ui.ingest_key}"}
+        endpoint=f"{ui.server.otlp_http}/v1/traces", headers={"Authorization": f"Bearer {ingest_key}"}
     )
     provider.add_span_processor(
         BatchSpanProcessor(exporter, max_queue_size=10_000, max_export_batch_size=1000)
@@ -263,25 +258,34 @@ def send_big_trace(ui: UiServer, spans: int) -> str:
     return trace_id
 
 
+@dataclass(frozen=True)
+class BigTrace:
+    trace_id: str
+    tenant: str
+
+
 @pytest.fixture(scope="module")
-def big_trace(ui: UiServer, api_key: str) -> str:
-    trace_id = send_big_trace(ui, BIG_TRACE_SPANS)
-    found = "/api/v1/traces?service=bulk-loader&limit=5"
-    wait_for(
-        lambda: any(
-            t["trace_id"] == trace_id and t["span_count"] >= BIG_TRACE_SPANS
-            for t in ui.server.api(found, api_key)["traces"]
-        ),
-        timeout=60,
-        interval=0.5,
-    )
-    return trace_id
+def big_trace(ui: UiServer) -> Iterator[BigTrace]:
+    """Sent to a tenant of its own: its service would show in the shared tenant's lists."""
+    with tenant_of_its_own(ui) as tenant:
+        trace_id = send_big_trace(ui, tenant.ingest_key, BIG_TRACE_SPANS)
+        key = ui.server.manage("tenant", "create-key", tenant.name, "--kind", "api", "--json").stdout
+        found = "/api/v1/traces?service=bulk-loader&limit=5"
+        wait_for(
+            lambda: any(
+                t["trace_id"] == trace_id and t["span_count"] >= BIG_TRACE_SPANS
+                for t in ui.server.api(found, json.loads(key)["key"])["traces"]
+            ),
+            timeout=60,
+            interval=0.5,
+        )
+        yield BigTrace(trace_id, tenant.name)
 
 
 def test_a_trace_of_5000_spans_renders_as_a_virtual_list(
-    sign_in: Callable[..., Session], big_trace: str
+    sign_in: Callable[..., Session], big_trace: BigTrace
 ) -> None:
-    page = signed_in(sign_in, "vera").open(f"/traces/{big_trace}/")
+    page = signed_in(sign_in, "vera").open(f"/traces/{big_trace.trace_id}/?tenant={big_trace.tenant}")
     expect(page.locator("body")).to_have_attribute("data-rendered", "trace", timeout=30_000)
     expect(page.locator("#span-count")).to_have_text("5,000")
     expect(page.locator("#error-count")).to_have_text("1")
