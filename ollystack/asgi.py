@@ -9,7 +9,6 @@ handler would hop from the event loop to that thread and back around each middle
 """
 
 import os
-from typing import Any
 
 import django
 from asgiref.sync import sync_to_async
@@ -37,12 +36,8 @@ class SyncStackASGIHandler(ASGIHandler):
         return response
 
 
-def _django_application() -> Any:
-    django.setup(set_prefix=False)
-    return SyncStackASGIHandler()
-
-
-django_application = _django_application()  # sets Django up before the consumers import models
+django.setup(set_prefix=False)  # before the consumers import models
+django_application = SyncStackASGIHandler()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402

@@ -2,7 +2,7 @@
 
 Each view writes into an aggregating target table whose ORDER BY starts with ``tenant_id``; reads merge the
 partial aggregates (``sum``, ``min``/``max``, latency histograms), so any range of minutes can be answered
-as if computed from the raw rows (latency quantiles within the histogram's 0.4 %, see ``DIGEST``). Span
+as if computed from the raw rows (latency quantiles within the histogram's 0.4 %, see ``digest``). Span
 aggregates sum the span's sampling ``weight``, so request, error and duration figures stay right under
 sampling.
 
@@ -57,12 +57,12 @@ _Q = ", ".join(str(q) for q in QUANTILES)
 # merging t-digests (every service's RED over 6 h of 10 M spans, per minute: 83 → 45 ms; the topology over
 # 6 h: 77 → 27 ms; measured).
 DIGEST_FUNCTION = "quantilesBFloat16Weighted"
-DIGEST = f"{DIGEST_FUNCTION}({_Q})"
 DIGEST_RELATIVE_ERROR = 2**-8  # half of the last kept bit
 
 
-def digest(combinator: str) -> str:
-    """``DIGEST`` with an aggregate combinator: ``digest("Merge")`` reads stored sketches."""
+def digest(combinator: str = "") -> str:
+    """The sketch at the ``QUANTILES`` levels, with an aggregate combinator: ``digest()`` is the stored
+    column's function, ``digest("Merge")`` reads stored sketches."""
     return f"{DIGEST_FUNCTION}{combinator}({_Q})"
 
 
@@ -129,7 +129,7 @@ def service_metrics_1m_def() -> TableDef:
     requests SimpleAggregateFunction(sum, Float64),
     errors SimpleAggregateFunction(sum, Float64),
     duration_ns_sum SimpleAggregateFunction(sum, Float64),
-    duration AggregateFunction({DIGEST}, Int64, UInt64)""",
+    duration AggregateFunction({digest()}, Int64, UInt64)""",
         "tenant_id, minute, service_name, entry, operation",
         "toYYYYMM(minute)",
         f"minute + INTERVAL {AGGREGATE_TTL_DAYS} DAY",
@@ -187,7 +187,7 @@ def service_metrics_1s_def() -> TableDef:
     operation LowCardinality(String),
     requests SimpleAggregateFunction(sum, Float64),
     errors SimpleAggregateFunction(sum, Float64),
-    duration AggregateFunction({DIGEST}, Int64, UInt64)""",
+    duration AggregateFunction({digest()}, Int64, UInt64)""",
         order_by="(tenant_id, second, service_name, entry, operation)",
         engine="AggregatingMergeTree",
         partition_by="toDate(second)",
@@ -427,7 +427,7 @@ def service_topology_def() -> TableDef:
     calls SimpleAggregateFunction(sum, Float64),
     errors SimpleAggregateFunction(sum, Float64),
     duration_ns_sum SimpleAggregateFunction(sum, Float64),
-    duration AggregateFunction({DIGEST}, Int64, UInt64)""",
+    duration AggregateFunction({digest()}, Int64, UInt64)""",
         "tenant_id, minute, caller, callee, instrumented",
         "toYYYYMM(minute)",
         f"minute + INTERVAL {AGGREGATE_TTL_DAYS} DAY",

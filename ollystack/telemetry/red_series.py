@@ -38,7 +38,7 @@ MAX_TOP_OPERATIONS = 20
 MAX_SLOWEST = 100
 SLOWEST_CANDIDATES = 10  # requests read per slow trace asked for, before keeping one per trace
 _MERGE = digest("Merge")
-# DIGEST's levels are 0.5, 0.9, 0.95, 0.99: positions of p50, p95, p99 in its answer
+# the sketch's levels (QUANTILES) are 0.5, 0.9, 0.95, 0.99: positions of p50, p95, p99 in its answer
 _P50, _P95, _P99 = 0, 2, 3
 
 

@@ -1,8 +1,8 @@
 """Migration 0007: an install whose aggregates hold t-digests gets bfloat16 histograms with the same figures.
 
-The old install is made by the migrations themselves with ``views.DIGEST`` set back to the t-digest, in a
-process of its own (chdb allows one engine per process), then spans go in through the old views and the
-migration converts what they stored.
+The old install is made by the migrations themselves with ``views.DIGEST_FUNCTION`` set back to the
+t-digest, in a process of its own (chdb allows one engine per process), then spans go in through the old
+views and the migration converts what they stored.
 """
 
 from __future__ import annotations
@@ -52,9 +52,7 @@ def histogram_upgrade_scenario(workdir: Path) -> dict[str, Any]:
 
     backend = EmbeddedBackend(workdir / "clickhouse")
     options = SchemaOptions()
-    new_digest = views.DIGEST_FUNCTION, views.DIGEST
-    # the previous release's sketch
-    views.DIGEST_FUNCTION, views.DIGEST = T_DIGEST, views.DIGEST.replace(new_digest[0], T_DIGEST)
+    new_digest, views.DIGEST_FUNCTION = views.DIGEST_FUNCTION, T_DIGEST  # the previous release's sketch
     try:
         for statement in render(ch_migrations_def(), options):
             backend.command(statement)
@@ -62,7 +60,7 @@ def histogram_upgrade_scenario(workdir: Path) -> dict[str, Any]:
         apply_migrations(backend, log=lambda _m: None, options=options)
         backend.command(INSERT_SPANS.format(first=0, count=SPANS))
     finally:
-        views.DIGEST_FUNCTION, views.DIGEST = new_digest
+        views.DIGEST_FUNCTION = new_digest
     before = {
         t: backend.query(f"SELECT type FROM system.columns WHERE table = '{t}' AND name = 'duration'").rows[
             0

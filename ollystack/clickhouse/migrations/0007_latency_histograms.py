@@ -1,4 +1,4 @@
-"""Latency sketches as bfloat16 histograms instead of t-digests (``ollystack.clickhouse.views.DIGEST``): the
+"""Latency sketches as bfloat16 histograms instead of t-digests (``ollystack.clickhouse.views.digest``): the
 service pages, their charts and the service map merge hundreds of sketches per read, and histograms merge
 faster (the topology over 6 h of 10 M spans: 77 → 27 ms).
 
