@@ -22,10 +22,11 @@ class SyncStackASGIHandler(ASGIHandler):
     """Django's ASGI handler with the middleware chain loaded in synchronous mode and entered once.
 
     Django's own handler loads the chain in async mode, where each sync-capable middleware
-    (``MiddlewareMixin``) runs its request and response hooks through ``sync_to_async``: about fifteen
-    thread hops per request, 5 ms on 2 cores and far more when the CPU is busy. Here the whole chain, view
-    included, is one call in the request's thread (Django's ``ThreadSensitiveContext`` gives each request
-    its own), so the database connection opened for a request is used and closed in that same thread.
+    (``MiddlewareMixin``) runs its request and response hooks through ``sync_to_async``: fourteen thread
+    hops per request (measured: 8 ms for an alert-rules read that takes 2.5 ms on the synchronous path;
+    three SQLite reads at once through uvicorn, 27 → 20 ms). Here the whole chain, view included, is one
+    call in the request's thread (Django's ``ThreadSensitiveContext`` gives each request its own), so the
+    database connection opened for a request is used and closed in that same thread.
     """
 
     def load_middleware(self, is_async: bool = False) -> None:
